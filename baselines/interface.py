@@ -1,0 +1,245 @@
+"""The one detector interface every blur mapper in the suite follows.
+
+A detector takes an RGB photograph and returns a blur map of the same height and width:
+
+* input: ``H x W x 3`` float32 RGB in ``[0, 1]`` (anything :func:`as_rgb_float` accepts is
+  converted first: grey, grey + alpha, RGBA, 8- or 16-bit integers, bool);
+* output: ``H x W`` float32 in ``[0, 1]``, **1 = blurred**.
+
+Methods whose natural output is a sharpness or defocus amount convert it to this polarity
+themselves. This module also holds the image reader shared by the runner and ``dbm.predict``,
+so that bad files fail the same way everywhere: one :class:`InputError` line naming the file and
+what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Detector",
+    "InputError",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "as_rgb_float",
+    "finish_map",
+    "read_image",
+    "rgb_to_grey",
+]
+
+#: Smallest accepted image side, in pixels. Every method (and DBM's four 2x poolings) needs a
+#: neighbourhood; below this the maps are meaningless.
+MIN_SIDE = 16
+#: Largest accepted image, in pixels (100 megapixels). Larger photos should be downscaled first.
+MAX_PIXELS = 100_000_000
+
+
+class InputError(ValueError):
+    """Bad input: the message is one line, names the file or array and says what to do."""
+
+
+def _describe(name: str | None) -> str:
+    return f"{name}: " if name else ""
+
+
+def as_rgb_float(image: Any, *, name: str | None = None) -> np.ndarray:
+    """Convert an image array to ``H x W x 3`` float32 RGB in ``[0, 1]``.
+
+    Parameters
+    ----------
+    image : array_like
+        ``H x W`` grey, ``H x W x 1`` grey, ``H x W x 2`` grey + alpha, ``H x W x 3`` RGB or
+        ``H x W x 4`` RGBA. dtype uint8 (0-255), uint16 (0-65535), bool, or float in ``[0, 1]``.
+        Alpha is dropped (the colour channels are used as they are, not composited).
+    name : str, optional
+        File name or label used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous float32 array of shape ``(H, W, 3)``.
+
+    Raises
+    ------
+    InputError
+        For any other shape or dtype, non-finite or out-of-range floats, images smaller than
+        :data:`MIN_SIDE` or larger than :data:`MAX_PIXELS`.
+    """
+    where = _describe(name)
+    if not isinstance(image, np.ndarray):
+        try:
+            image = np.asarray(image)
+        except Exception as exc:  # pragma: no cover - exotic objects
+            raise InputError(f"{where}cannot convert {type(image).__name__} to an image array") from exc
+    if image.ndim == 3 and image.shape[2] in (1, 2):
+        image = image[:, :, 0]
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise InputError(
+            f"{where}expected an H x W (grey) or H x W x 3/4 (RGB/RGBA) image, got shape {image.shape}"
+        )
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"{where}image is {w}x{h} px; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+    if h * w > MAX_PIXELS:
+        raise InputError(
+            f"{where}image is {w}x{h} px ({h * w / 1e6:.0f} MP), over the {MAX_PIXELS // 1_000_000} MP "
+            "limit; downscale it first"
+        )
+    if image.dtype == np.uint8:
+        out = image.astype(np.float32) / np.float32(255.0)
+    elif image.dtype == np.uint16:
+        out = image.astype(np.float32) / np.float32(65535.0)
+    elif image.dtype == bool:
+        out = image.astype(np.float32)
+    elif np.issubdtype(image.dtype, np.floating):
+        out = image.astype(np.float32, copy=True)
+        if not np.all(np.isfinite(out)):
+            raise InputError(f"{where}image contains NaN or infinite values")
+        lo, hi = float(out.min()), float(out.max())
+        if lo < -1e-3 or hi > 1.0 + 1e-3:
+            raise InputError(
+                f"{where}float image values span [{lo:.3g}, {hi:.3g}]; scale them to [0, 1] "
+                "(divide 8-bit data by 255)"
+            )
+        np.clip(out, 0.0, 1.0, out=out)
+    else:
+        raise InputError(
+            f"{where}unsupported dtype {image.dtype}; use uint8, uint16, bool or float in [0, 1]"
+        )
+    if out.ndim == 2:
+        out = np.repeat(out[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(out)
+
+
+def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
+    """Luma of an RGB image with MATLAB's ``rgb2gray`` weights (ITU-R BT.601).
+
+    ``0.298936 R + 0.587043 G + 0.114021 B``, the exact coefficients MATLAB uses, so ports of
+    MATLAB code see the same grey image. Input and output keep their scale (0-1 or 0-255).
+    """
+    rgb = np.asarray(rgb)
+    weights = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], dtype=np.float64)
+    return (rgb[..., :3].astype(np.float64) @ weights).astype(
+        rgb.dtype if np.issubdtype(rgb.dtype, np.floating) else np.float64
+    )
+
+
+def finish_map(score: Any, shape: Sequence[int], *, name: str = "detector") -> np.ndarray:
+    """Check a detector's raw output and return it as float32 in ``[0, 1]``.
+
+    Raises ``RuntimeError`` (a bug in the method, not bad input) when the shape differs from
+    ``shape`` or values are not finite. Values are clipped to ``[0, 1]``.
+    """
+    out = np.asarray(score, dtype=np.float32)
+    if out.shape != tuple(shape[:2]):
+        raise RuntimeError(f"{name} returned a map of shape {out.shape}, expected {tuple(shape[:2])}")
+    if not np.all(np.isfinite(out)):
+        raise RuntimeError(f"{name} returned NaN or infinite values")
+    return np.clip(out, 0.0, 1.0)
+
+
+class Detector:
+    """Base class of all registered blur detectors.
+
+    Subclasses set :attr:`name`, take their parameters as keyword arguments (stored in
+    :attr:`settings`, which also keys the runner's cache) and implement :meth:`compute`, which
+    receives validated ``H x W x 3`` float32 RGB in ``[0, 1]`` and returns a blur map
+    (1 = blurred) of shape ``H x W``.
+
+    Detectors that learn from data set :attr:`trainable` and implement :meth:`fit`,
+    :meth:`get_state` and :meth:`set_state`; the runner trains them on the training split and
+    caches the state.
+    """
+
+    #: Registry name of the method.
+    name: ClassVar[str] = "detector"
+    #: Whether :meth:`fit` must be called before use.
+    trainable: ClassVar[bool] = False
+    #: Bump when the algorithm changes in a way that changes maps (invalidates cached maps).
+    version: ClassVar[str] = "1"
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings: dict[str, Any] = dict(settings)
+        #: Free-text note on what the detector was trained on, for reports.
+        self.trained_on: str | None = None
+
+    def compute(self, rgb: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, image: Any) -> np.ndarray:
+        """Blur map of ``image`` (any form :func:`as_rgb_float` accepts)."""
+        rgb = as_rgb_float(image)
+        return finish_map(self.compute(rgb), rgb.shape, name=self.name)
+
+    # Learning -----------------------------------------------------------------------------
+    def fit(self, samples: Sequence[tuple[np.ndarray, np.ndarray]]) -> "Detector":
+        """Learn from ``(rgb, blurred_mask)`` pairs. Only for :attr:`trainable` detectors."""
+        raise NotImplementedError(f"{self.name} does not learn from data")
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Learned parameters as a dict of arrays (saved with ``numpy.savez``)."""
+        return {}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore parameters produced by :meth:`get_state`."""
+
+    # Caching ------------------------------------------------------------------------------
+    def cache_key(self) -> str:
+        """Short hash of the name, version and settings: maps are cached under it."""
+        blob = json.dumps(
+            {"name": self.name, "version": self.version, "settings": self.settings},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.settings.items()))
+        return f"{type(self).__name__}({args})"
+
+
+def read_image(path: str | Path, *, name: str | None = None) -> np.ndarray:
+    """Read a photo as ``H x W x 3`` float32 RGB in ``[0, 1]``.
+
+    JPEG, PNG, BMP, TIFF, WebP (whatever OpenCV decodes), 8- or 16-bit, grey, RGB or with alpha.
+    Pixels are read as stored: no EXIF rotation, like MATLAB's ``imread``, so photos stay aligned
+    with their masks.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, unreadable or of an unsupported kind.
+    """
+    path = Path(path)
+    label = name or str(path)
+    raw = read_raw(path, name=label)
+    return as_rgb_float(raw, name=label)
+
+
+def read_raw(path: str | Path, *, name: str | None = None) -> np.ndarray:
+    """Decode an image file to its stored array (RGB channel order, dtype as stored)."""
+    import cv2
+
+    path = Path(path)
+    label = name or str(path)
+    if not path.is_file():
+        raise InputError(f"{label}: file not found")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read file ({exc.strerror or exc})") from exc
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputError(f"{label}: not a readable image (corrupt or unsupported format)")
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[:, :, ::-1]
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, [2, 1, 0, 3]]
+    return np.ascontiguousarray(img)
