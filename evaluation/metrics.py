@@ -1,0 +1,255 @@
+"""The paper's blur-map metrics, computed in a streaming way from 256-bin histograms.
+
+Conventions (those that reproduce the paper's Tables III and V exactly; see the CUHK README in the
+shared data): blur is the positive class; a map is quantised to 256 levels
+(:func:`quantize`: ``round(255 * score)``) and a pixel is *predicted blurred at threshold t* when
+its level is ``>= t``, for ``t = 0 .. 255``. Per image, ``F(t) = 2PR / (P + R)``.
+
+Primary metrics (the paper's):
+
+ODS
+    max over t of the MEAN over images of the per-image ``F(t)``.
+OIS
+    MEAN over images of the per-image max over t of ``F(t)``.
+AP
+    MEAN over the 256 thresholds of the precision of all test pixels concatenated.
+PR curve
+    precision and recall of all test pixels concatenated, one point per threshold.
+
+Secondary metrics, named so they are never mistaken for the paper's:
+
+``ods_pooled``
+    BSDS convention: max over t of F computed from counts summed over all images.
+``ap_area``
+    area under the concatenated-pixel PR curve (step rule, the usual "average precision").
+``fbeta_max``, ``fbeta_adaptive``, ``mae``
+    salient-object conventions: F with beta^2 = 0.3, max over t of the image-mean F_beta, and
+    F_beta at each image's adaptive threshold (twice its mean score); mean absolute error
+    between the map (its 256 levels / 255) and the binary mask, averaged over images.
+
+Undefined cases: an F-score is ``2 TP / (2 TP + FP + FN)``, which equals ``2PR / (P + R)`` whenever
+that is defined and is 0 when TP = 0 but something was predicted or missed. An image with no
+blurred pixel and nothing predicted blurred at ``t`` is a perfect answer: F(t) = 1 there.
+Pooled precision with no predicted pixel (possible only at high thresholds) is left out of the
+AP mean.
+
+Only two 256-bin histograms per image are kept (positives and negatives per level), so the whole
+benchmark at full resolution needs a few megabytes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "BETA2_SALIENCY",
+    "ImageCounts",
+    "MetricsAccumulator",
+    "N_LEVELS",
+    "Scores",
+    "f_measure",
+    "image_counts",
+    "quantize",
+]
+
+N_LEVELS = 256
+BETA2_SALIENCY = 0.3
+
+
+def quantize(score: np.ndarray) -> np.ndarray:
+    """Quantise a map in ``[0, 1]`` to uint8 levels ``round(255 * score)`` (halves round up)."""
+    score = np.asarray(score)
+    if score.dtype == np.uint8:
+        return score
+    return np.clip(np.floor(score.astype(np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ImageCounts:
+    """Per-level pixel counts of one image: ``pos[k]`` blurred and ``neg[k]`` sharp pixels at level k."""
+
+    pos: np.ndarray
+    neg: np.ndarray
+
+    @property
+    def n_pos(self) -> int:
+        return int(self.pos.sum())
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.pos.sum() + self.neg.sum())
+
+
+def image_counts(levels: np.ndarray, blurred: np.ndarray) -> ImageCounts:
+    """Histogram a quantised map (uint8) against a boolean mask (True = blurred)."""
+    levels = quantize(levels)
+    blurred = np.asarray(blurred, dtype=bool)
+    if levels.shape != blurred.shape:
+        raise ValueError(f"map shape {levels.shape} differs from mask shape {blurred.shape}")
+    pos = np.bincount(levels[blurred].ravel(), minlength=N_LEVELS).astype(np.int64)
+    neg = np.bincount(levels[~blurred].ravel(), minlength=N_LEVELS).astype(np.int64)
+    return ImageCounts(pos, neg)
+
+
+def _at_or_above(hist: np.ndarray) -> np.ndarray:
+    """``out[..., t] = sum_{k >= t} hist[..., k]``."""
+    return np.flip(np.cumsum(np.flip(hist, axis=-1), axis=-1), axis=-1)
+
+
+def f_measure(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta2: float = 1.0) -> np.ndarray:
+    """F_beta = (1 + b2) TP / ((1 + b2) TP + b2 FN + FP); 1 where TP = FP = FN = 0."""
+    tp = np.asarray(tp, dtype=np.float64)
+    num = (1.0 + beta2) * tp
+    den = num + beta2 * np.asarray(fn, dtype=np.float64) + np.asarray(fp, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+
+
+@dataclass
+class Scores:
+    """Results for one method on one set of images."""
+
+    n_images: int
+    ods: float
+    ods_threshold: int
+    ois: float
+    ap: float
+    ods_pooled: float
+    ap_area: float
+    fbeta_max: float
+    fbeta_adaptive: float
+    mae: float
+    precision: np.ndarray = field(repr=False)  # concatenated-pixel PR curve, one point per threshold
+    recall: np.ndarray = field(repr=False)
+    #: Image-averaged PR curve (mean per-image P and R at each t, undefined P left out), the
+    #: convention of the curves published with the HiFST evaluation code.
+    precision_image_mean: np.ndarray = field(repr=False, default=None)
+    recall_image_mean: np.ndarray = field(repr=False, default=None)
+    per_image: list[dict] = field(repr=False, default_factory=list)
+
+    def as_row(self) -> dict:
+        """The scalar fields, for a CSV row."""
+        return {
+            "n_images": self.n_images,
+            "ods": self.ods,
+            "ois": self.ois,
+            "ap": self.ap,
+            "ods_threshold": self.ods_threshold,
+            "ods_pooled": self.ods_pooled,
+            "ap_area": self.ap_area,
+            "fbeta_max": self.fbeta_max,
+            "fbeta_adaptive": self.fbeta_adaptive,
+            "mae": self.mae,
+        }
+
+
+class MetricsAccumulator:
+    """Collects per-image histograms and computes :class:`Scores`.
+
+    Examples
+    --------
+    >>> acc = MetricsAccumulator()
+    >>> acc.add("a", np.array([[0.9, 0.1]]), np.array([[True, False]]))
+    >>> round(acc.scores().ods, 3)
+    1.0
+    """
+
+    def __init__(self) -> None:
+        self.stems: list[str] = []
+        self._pos: list[np.ndarray] = []
+        self._neg: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def add(self, stem: str, score: np.ndarray, blurred: np.ndarray) -> ImageCounts:
+        """Add one image: its map in [0, 1] (or uint8 levels) and mask (True = blurred)."""
+        counts = image_counts(score, blurred)
+        self.add_counts(stem, counts)
+        return counts
+
+    def add_counts(self, stem: str, counts: ImageCounts) -> None:
+        self.stems.append(stem)
+        self._pos.append(counts.pos)
+        self._neg.append(counts.neg)
+
+    def scores(self) -> Scores:
+        """Compute every metric over the images added so far."""
+        if not self.stems:
+            raise ValueError("no images were evaluated")
+        pos = np.stack(self._pos).astype(np.float64)  # (n, 256)
+        neg = np.stack(self._neg).astype(np.float64)
+        n_pos = pos.sum(axis=1, keepdims=True)
+        n_pix = n_pos + neg.sum(axis=1, keepdims=True)
+        tp = _at_or_above(pos)
+        fp = _at_or_above(neg)
+        fn = n_pos - tp
+
+        # Paper: per-image F, ODS over the image mean, OIS over per-image maxima.
+        f_img = f_measure(tp, fp, fn)
+        f_mean = f_img.mean(axis=0)
+        t_ods = int(np.argmax(f_mean))
+        best = f_img.max(axis=1)
+
+        # Concatenated pixels: one PR curve; the paper's AP = mean of its precision.
+        tp_all, fp_all = tp.sum(axis=0), fp.sum(axis=0)
+        npos_all = float(n_pos.sum())
+        pred = tp_all + fp_all
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(pred > 0, tp_all / np.where(pred > 0, pred, 1), np.nan)
+            recall = tp_all / npos_all if npos_all > 0 else np.full(N_LEVELS, np.nan)
+        ap = float(np.nanmean(precision)) if np.any(pred > 0) else float("nan")
+        f_pooled = f_measure(tp_all, fp_all, npos_all - tp_all)
+        # Area under the PR curve by the step rule, recall falling as t rises.
+        valid = pred > 0
+        r_next = np.append(recall[1:], 0.0)
+        ap_area = float(np.nansum(np.where(valid, (recall - r_next) * precision, 0.0)))
+
+        # Salient-object conventions.
+        fb_img = f_measure(tp, fp, fn, BETA2_SALIENCY)
+        levels = np.arange(N_LEVELS, dtype=np.float64)
+        hist = pos + neg
+        mean_level = (hist * levels).sum(axis=1) / n_pix[:, 0]
+        t_adapt = np.minimum(np.ceil(2.0 * mean_level - 1e-9), N_LEVELS - 1).astype(int)
+        fb_adapt = fb_img[np.arange(len(self.stems)), t_adapt]
+        mae_img = ((pos * (1.0 - levels / 255.0)).sum(axis=1) + (neg * levels / 255.0).sum(axis=1)) / n_pix[:, 0]
+
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: undefined, stay NaN
+            p_img = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), np.nan)
+            r_img = np.where(n_pos > 0, tp / np.where(n_pos > 0, n_pos, 1), np.nan)
+            p_img_mean = np.nanmean(p_img, axis=0)
+            r_img_mean = np.nanmean(r_img, axis=0)
+
+        per_image = [
+            {
+                "stem": s,
+                "n_pixels": int(n_pix[i, 0]),
+                "blurred_fraction": float(n_pos[i, 0] / n_pix[i, 0]),
+                "f_best": float(best[i]),
+                "best_threshold": int(np.argmax(f_img[i])),
+                "f_at_ods": float(f_img[i, t_ods]),
+                "mae": float(mae_img[i]),
+            }
+            for i, s in enumerate(self.stems)
+        ]
+        return Scores(
+            n_images=len(self.stems),
+            ods=float(f_mean[t_ods]),
+            ods_threshold=t_ods,
+            ois=float(best.mean()),
+            ap=ap,
+            ods_pooled=float(f_pooled.max()),
+            ap_area=ap_area,
+            fbeta_max=float(fb_img.mean(axis=0).max()),
+            fbeta_adaptive=float(fb_adapt.mean()),
+            mae=float(mae_img.mean()),
+            precision=precision,
+            recall=recall,
+            per_image=per_image,
+            precision_image_mean=p_img_mean,
+            recall_image_mean=r_img_mean,
+        )

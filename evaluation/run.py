@@ -1,0 +1,226 @@
+"""Evaluate blur detectors on a benchmark the way the paper does: ``python -m evaluation.run``.
+
+Examples
+--------
+Every method on the built-in synthetic demo benchmark (no download needed)::
+
+    python -m evaluation.run --methods all
+
+The paper's Table III protocol on the CUHK benchmark (learned methods trained on D_o)::
+
+    python -m evaluation.run --data CUHK --split even --methods all --out results/table3
+
+Precomputed maps (PNG or NPY, matched by file stem; ``:sharp`` when high values mean sharp)::
+
+    python -m evaluation.run --data CUHK --split even --methods hifst_published \\
+        --maps hifst_published=CUHK_MAPS/hifst:sharp --out OUT
+
+Writes ``OUT/metrics.csv``, ``OUT/report.md``, ``OUT/per_image.csv``, ``OUT/pr_curves.png``,
+``OUT/map_grid.png`` and, with ``--save-maps``, ``OUT/maps/METHOD/STEM.png`` (255 = blurred).
+Maps are cached in ``OUT/cache`` per method, settings and image: rerun an interrupted command
+to resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from baselines.interface import InputError
+from .datasets import Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
+from .engine import LazyPairs, MethodResult, evaluate_detector, evaluate_maps
+from .registry import METHODS, UnknownMethodError, load_class, resolve_methods
+
+__all__ = ["main", "build_parser"]
+
+DEMO_LABEL = "synthetic demo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m evaluation.run",
+        description="Evaluate local blur detectors with the paper's metrics (ODS, OIS, AP, PR curve).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="methods: " + ", ".join(f"{n}{'' if s.in_all else ' (not in all)'}" for n, s in METHODS.items()),
+    )
+    p.add_argument("--methods", default="all", help="'all' or a comma-separated list (default: all)")
+    p.add_argument("--data", type=Path, help="benchmark folder in the CUHK layout (image/, gt/); "
+                   "default: the built-in synthetic demo benchmark")
+    p.add_argument("--split", default=None, help="all, odd (D_o), even (D_e) or a list file "
+                   "(default: even, the paper's test set D_e)")
+    p.add_argument("--train-split", default=None, help="split learned methods train on "
+                   "(default: odd when testing even, even when testing odd)")
+    p.add_argument("--train-data", type=Path, help="dataset learned methods train on (default: --data)")
+    p.add_argument("--maps", action="append", default=[], metavar="NAME=DIR[:sharp]",
+                   help="evaluate precomputed maps in DIR as method NAME (repeatable)")
+    p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder (default: ./blur_results)")
+    p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/METHOD/STEM.png (255 = blurred)")
+    p.add_argument("--allow-missing", action="store_true", help="evaluate the images whose photos are present")
+    p.add_argument("--workers", type=int, default=1, help="processes computing maps in parallel (CPU methods)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for torch methods")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of the split")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    from tqdm.auto import tqdm
+
+    def wrap(it, **kw):
+        return tqdm(it, leave=False, dynamic_ncols=True, file=sys.stderr, **kw)
+
+    return wrap
+
+
+def _make_detector(name: str, device: str):
+    cls = load_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    return cls(device=device) if "device" in params else cls()
+
+
+def _train_hash(samples) -> str:
+    return hashlib.sha256("\n".join(f"{s.stem}:{s.image_path.name}" for s in samples).encode()).hexdigest()[:10]
+
+
+def _prepare_trainable(detector, name: str, args, dataset: Dataset, dataset_label: str, cache_root: Path,
+                       split: str, notes: list[str], progress) -> str:
+    """Train a learned detector (or load its cached state); return the cache key suffix."""
+    from .demo import ensure_demo
+
+    train_split = args.train_split or {"even": "odd", "odd": "even"}.get(split)
+    train_ds, train_label = (Dataset(args.train_data), None) if args.train_data else (dataset, dataset_label)
+    train_label = train_label or train_ds.label
+    samples = []
+    if train_split is not None:
+        samples = train_ds.samples(train_split, need_images=True, allow_missing=True) if _has_any_photo(
+            train_ds, train_split) else []
+    if not samples:
+        demo_root = ensure_demo(cache_root / "demo_data")
+        train_ds = Dataset(demo_root, DEMO_LABEL)
+        train_split, train_label = "odd", DEMO_LABEL
+        samples = train_ds.samples("odd")
+        notes.append(f"{name}: no training photos in the evaluated dataset's training split, so it was "
+                     f"trained on the built-in {DEMO_LABEL} (odd split, {len(samples)} images)")
+    key = _train_hash(samples)
+    state_path = cache_root / name / f"{detector.cache_key()}-train{key}" / "model.npz"
+    trained_on = f"{train_label} {split_text_of(train_split)} ({len(samples)} images)"
+    if state_path.is_file():
+        with np.load(state_path, allow_pickle=False) as data:
+            detector.set_state({k: data[k] for k in data.files})
+    else:
+        if progress:
+            print(f"training {name} on {trained_on} ...", file=sys.stderr)
+        detector.fit(LazyPairs(samples))
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state_path.with_name("model.tmp.npz")
+        np.savez(tmp, **detector.get_state())
+        os.replace(tmp, state_path)
+    detector.trained_on = trained_on
+    return f"-train{key}"
+
+
+def _has_any_photo(ds: Dataset, split: str) -> bool:
+    return any(s in ds.images for s in ds.stems(split))
+
+
+def run(args: argparse.Namespace) -> list[MethodResult]:
+    progress = _progress(args.quiet)
+    out: Path = args.out
+    cache_root = out / "cache"
+    notes: list[str] = []
+
+    maps = {}
+    for text in args.maps:
+        name, folder, sharp = parse_maps_option(text)
+        if name in METHODS:
+            raise DatasetError(f"--maps {text!r}: {name!r} is a registered method; give the maps another name")
+        maps[name] = ExternalMaps(name, folder, high_is_sharp=sharp)
+    methods = resolve_methods(args.methods, extra=list(maps))
+
+    if args.data is None:
+        from .demo import ensure_demo
+
+        dataset = Dataset(ensure_demo(cache_root / "demo_data"), DEMO_LABEL)
+        label, is_cuhk = DEMO_LABEL, False
+    else:
+        dataset = Dataset(args.data)
+        label = dataset.label
+        is_cuhk = len(dataset.masks) == 1000 and all(s.startswith(("motion", "out_of_focus")) for s in dataset.masks)
+    split = args.split or "even"
+    split_label = split_text_of(split)
+
+    need_images = any(m not in maps for m in methods)
+    all_stems = dataset.stems(split)
+    samples = dataset.samples(split, need_images=need_images, allow_missing=args.allow_missing)
+    if args.limit:
+        samples = samples[: args.limit]
+    for name, m in maps.items():
+        if name in methods:
+            missing = m.missing([s.stem for s in samples])
+            if missing and not args.allow_missing:
+                raise DatasetError(f"{m.folder}: {len(missing)} of {len(samples)} maps missing "
+                                   f"({', '.join(missing[:8])}); pass --allow-missing to evaluate the rest")
+    if len(samples) < len(all_stems):
+        notes.append(f"evaluated {len(samples)} of the {len(all_stems)} images of split {split_label} "
+                     "(the others have no photo, or --limit was given)")
+        print(f"note: {notes[-1]}", file=sys.stderr)
+
+    results: list[MethodResult] = []
+    for name in methods:
+        if name in maps:
+            subset = [s for s in samples if s.stem in maps[name].files]
+            results.append(evaluate_maps(maps[name], subset, progress=progress))
+            continue
+        detector = _make_detector(name, args.device)
+        suffix = ""
+        if detector.trainable:
+            suffix = _prepare_trainable(detector, name, args, dataset, label, cache_root, split, notes, progress)
+        workers = 1 if METHODS[name].needs_torch else max(1, args.workers)
+        result = evaluate_detector(name, detector, samples, cache_root / name / f"{detector.cache_key()}{suffix}",
+                                   workers=workers, progress=progress)
+        results.append(result)
+        if args.save_maps:
+            dest = out / "maps" / name
+            dest.mkdir(parents=True, exist_ok=True)
+            for s in samples:
+                shutil.copyfile(result.cache_dir / f"{s.stem}.png", dest / f"{s.stem}.png")
+
+    from .report import write_outputs
+
+    table = write_outputs(out, results, dataset=label, split=split_label, is_cuhk=is_cuhk, samples=samples,
+                          maps_source=maps, notes=notes)
+    print(f"\n{label}, split {split_label}, {len(samples)} images\n")
+    print(table)
+    print(f"\nwrote {out / 'metrics.csv'}, {out / 'report.md'}, {out / 'pr_curves.png'}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (InputError, UnknownMethodError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: maps computed so far are kept in {args.out / 'cache'}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
