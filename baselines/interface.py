@@ -30,6 +30,7 @@ __all__ = [
     "finish_map",
     "read_image",
     "rgb_to_grey",
+    "thread_budget",
 ]
 
 #: Smallest accepted image side, in pixels. Every method (and DBM's four 2x poolings) needs a
@@ -37,6 +38,33 @@ __all__ = [
 MIN_SIDE = 16
 #: Largest accepted image, in pixels (100 megapixels). Larger photos should be downscaled first.
 MAX_PIXELS = 100_000_000
+
+
+#: Environment variable capping the threads one detector call may use (the runner sets it to 1 in
+#: each worker process, so N processes never run N x cores threads).
+THREADS_ENV = "BLURMAP_THREADS"
+
+
+def thread_budget(cap: int | None = None) -> int:
+    """Number of threads a method may use for one image.
+
+    ``$BLURMAP_THREADS`` when set, else the cores this process may run on; never more than
+    ``cap`` and never less than 1. Results must not depend on it (methods split work so that
+    every thread count gives the same map).
+    """
+    import os
+
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env.isdigit() and int(env) > 0:
+        n = int(env)
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            n = os.cpu_count() or 1
+    if cap is not None:
+        n = min(n, cap)
+    return max(1, n)
 
 
 class InputError(ValueError):

@@ -9,6 +9,7 @@ the same command resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -20,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from baselines.interface import Detector
+from baselines.interface import THREADS_ENV, Detector
 from .datasets import ExternalMaps, Sample
 from .metrics import MetricsAccumulator, Scores, quantize
 
@@ -87,6 +88,22 @@ class LazyPairs(Sequence):
 
 # Worker-side state: one detector per process, built once by the pool initializer.
 _WORKER: dict[str, object] = {}
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Environment inherited by spawned workers: one thread each for BLAS, OpenMP and the methods."""
+    names = (THREADS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {n: os.environ.get(n) for n in names}
+    os.environ.update({n: "1" for n in names})
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
 
 
 def _init_worker(detector: Detector) -> None:
@@ -169,7 +186,9 @@ def evaluate_detector(
             tasks = [(s, masks[s.stem].shape, cache_dir / f"{s.stem}.png") for s in todo]
             # spawn, not fork: forking a process that runs threads (OpenCV, BLAS, torch) can deadlock.
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(detector,)) as pool:
+            with _single_threaded_children(), ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(detector,)
+            ) as pool:
                 for stem, seconds in wrap(pool.map(_worker_task, tasks), total=len(tasks), desc=desc, unit="img"):
                     record(stem, seconds)
         else:

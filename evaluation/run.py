@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", type=Path, help="dataset learned methods train on (default: --data)")
     p.add_argument("--maps", action="append", default=[], metavar="NAME=DIR[:sharp]",
                    help="evaluate precomputed maps in DIR as method NAME (repeatable)")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                   help="weight file for a learned method, e.g. dbm=runs/odd/final.pt (repeatable); "
+                   "the DBM configurations and variants (not in all) need one")
     p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder (default: ./blur_results)")
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/METHOD/STEM.png (255 = blurred)")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the images whose photos are present")
@@ -82,10 +85,32 @@ def _progress(quiet: bool):
     return wrap
 
 
-def _make_detector(name: str, device: str):
+def _parse_weights(items: Sequence[str]) -> dict[str, Path]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise DatasetError(f"--weights {item!r}: expected NAME=PATH, e.g. dbm=runs/odd/final.pt")
+        if not Path(path).is_file():
+            raise DatasetError(f"--weights {item!r}: {path} not found (write one with python -m dbm.train)")
+        out[name.strip()] = Path(path)
+    return out
+
+
+def _make_detector(name: str, device: str, weights: Path | None = None):
     cls = load_class(name)
     params = inspect.signature(cls.__init__).parameters
-    return cls(device=device) if "device" in params else cls()
+    kwargs: dict = {}
+    if "device" in params:
+        kwargs["device"] = device
+    if weights is not None:
+        if "weights" not in params:
+            raise DatasetError(f"--weights {name}=...: {name} takes no weight file")
+        kwargs["weights"] = str(weights)
+    try:
+        return cls(**kwargs)
+    except (ValueError, FileNotFoundError) as exc:
+        raise DatasetError(f"{name}: {exc}") from exc
 
 
 def _train_hash(samples) -> str:
@@ -146,6 +171,10 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
             raise DatasetError(f"--maps {text!r}: {name!r} is a registered method; give the maps another name")
         maps[name] = ExternalMaps(name, folder, high_is_sharp=sharp)
     methods = resolve_methods(args.methods, extra=list(maps))
+    weights = _parse_weights(args.weights)
+    unused = sorted(set(weights) - set(methods))
+    if unused:
+        raise DatasetError(f"--weights given for {', '.join(unused)}, which --methods does not select")
 
     if args.data is None:
         from .demo import ensure_demo
@@ -181,7 +210,7 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
             subset = [s for s in samples if s.stem in maps[name].files]
             results.append(evaluate_maps(maps[name], subset, progress=progress))
             continue
-        detector = _make_detector(name, args.device)
+        detector = _make_detector(name, args.device, weights.get(name))
         suffix = ""
         if detector.trainable:
             suffix = _prepare_trainable(detector, name, args, dataset, label, cache_root, split, notes, progress)

@@ -182,6 +182,9 @@ def test_learned_method_falls_back_to_demo_training(monkeypatch, demo_root, tmp_
         (["--data", "/no/such/folder"], "dataset folder not found"),
         (["--maps", "broken"], "expected NAME=DIR"),
         (["--maps", "gradient_energy=/tmp"], "is a registered method"),
+        (["--methods", "gradient_energy", "--weights", "dbm=/etc/hostname"], "which --methods does not select"),
+        (["--methods", "gradient_energy", "--weights", "gradient_energy=/etc/hostname"], "takes no weight file"),
+        (["--methods", "gradient_energy", "--weights", "gradient_energy=/no/file.pt"], "not found"),
     ],
 )
 def test_errors_are_one_line(argv, message, tmp_path, capsys):
