@@ -3,14 +3,19 @@
 Used by the runner when no ``--data`` is given, so the suite runs end to end on a fresh machine
 without downloading anything. It is generated deterministically from photographs that ship inside
 scikit-image (all public domain or CC0): ``astronaut``, ``chelsea``, ``coffee``, ``rocket`` and
-``motorcycle_left`` with its Middlebury disparity map. Each photo gives two images:
+``motorcycle_left`` with its Middlebury disparity map. Each photo gives two images, ten in all:
 
-* odd index (the training split D_o, used by learned methods): defocus blur (disk PSF) outside a
-  sharp subject region, or for the motorcycle, depth-dependent defocus focused on the bike;
-* even index (the test split D_e, evaluated by default): motion blur (a line kernel at a random
-  angle) inside a region, or defocus of the background with another subject shape.
+* defocus: a disk PSF outside a sharp subject region (for the motorcycle, depth-dependent
+  defocus from its disparity map, focused on the bike);
+* motion: a line PSF at a random angle inside a region.
 
-Masks are exact: 255 where the pixel was rendered blurred. The photos themselves contain some
+Which of the two falls in D_o (odd index, the training split of learned methods) and which in
+D_e (even index, evaluated by default) alternates between photos, so each split has both kinds.
+
+Blur is applied with the PSFs of :mod:`dbm.synth` (in linear light), but with fixed recipes,
+region shapes of this module's own and no noise or JPEG, so the demo is not drawn from DBM's
+training distribution. Masks are exact: 255 where the pixel was rendered blurred (for depth
+defocus, where the blur radius is at least 1.5 px). The photos themselves contain some
 natural out-of-focus areas (chelsea's and coffee's backgrounds), which the masks call sharp: this is
 a smoke-test benchmark, labelled "synthetic demo" in every output, not a substitute for CUHK.
 
@@ -29,7 +34,7 @@ import numpy as np
 
 __all__ = ["DEMO_VERSION", "ensure_demo", "make_demo"]
 
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 
 # (stem, photo, kind, seed): kind selects how the image is blurred.
 _RECIPES = [
@@ -55,35 +60,6 @@ def _photo(name: str) -> tuple[np.ndarray, np.ndarray | None]:
     return getattr(data, name)(), None
 
 
-def _disk_kernel(radius: float) -> np.ndarray:
-    """Normalised disk (pillbox) PSF with anti-aliased rim."""
-    r = int(np.ceil(radius))
-    y, x = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
-    k = np.clip(radius + 0.5 - np.hypot(x, y), 0.0, 1.0)
-    return k / k.sum()
-
-
-def _motion_kernel(length: int, angle_deg: float) -> np.ndarray:
-    """Normalised line PSF of ``length`` pixels at ``angle_deg`` (anti-aliased)."""
-    import cv2
-
-    size = length + 2 + (length % 2 == 0)
-    k = np.zeros((size, size), np.float64)
-    c = size // 2
-    dx, dy = np.cos(np.deg2rad(angle_deg)), -np.sin(np.deg2rad(angle_deg))
-    half = (length - 1) / 2
-    p0 = (int(round((c - half * dx) * 16)), int(round((c - half * dy) * 16)))
-    p1 = (int(round((c + half * dx) * 16)), int(round((c + half * dy) * 16)))
-    cv2.line(k, p0, p1, 1.0, thickness=1, lineType=cv2.LINE_AA, shift=4)
-    return k / k.sum()
-
-
-def _convolve(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.filter2D(img, -1, kernel.astype(np.float32), borderType=cv2.BORDER_REFLECT)
-
-
 def _blob(shape: tuple[int, int], rng: np.random.Generator, frac: float, centre: tuple[float, float]) -> np.ndarray:
     """A smooth connected region covering about ``frac`` of the image around ``centre`` (relative)."""
     import cv2
@@ -104,6 +80,8 @@ def _blob(shape: tuple[int, int], rng: np.random.Generator, frac: float, centre:
 
 
 def _render(stem: str, photo: str, kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from dbm import synth
+
     rng = np.random.default_rng(seed)
     rgb8, disp = _photo(photo)
     img = rgb8.astype(np.float32) / 255.0
@@ -111,10 +89,10 @@ def _render(stem: str, photo: str, kind: str, seed: int) -> tuple[np.ndarray, np
     if kind == "defocus_background":
         subject = _blob((h, w), rng, rng.uniform(0.3, 0.45), (rng.uniform(0.4, 0.6), rng.uniform(0.35, 0.65)))
         blurred_mask = ~subject
-        blurred = _convolve(img, _disk_kernel(rng.uniform(3.5, 7.0)))
+        blurred = synth.apply_psf(img, synth.disk_psf(rng.uniform(3.5, 7.0)))
     elif kind == "motion_region":
         blurred_mask = _blob((h, w), rng, rng.uniform(0.35, 0.55), (rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7)))
-        blurred = _convolve(img, _motion_kernel(int(rng.integers(11, 25)), rng.uniform(0, 180)))
+        blurred = synth.apply_psf(img, synth.motion_psf(float(rng.integers(11, 25)), rng.uniform(0, 180)))
     elif kind == "depth_defocus":
         from scipy import ndimage
 
@@ -122,15 +100,9 @@ def _render(stem: str, photo: str, kind: str, seed: int) -> tuple[np.ndarray, np
         valid = np.isfinite(disp)
         idx = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
         d = disp[tuple(idx)]
-        d_focus = np.quantile(d, 0.97)
-        radius = 7.0 * np.abs(d - d_focus) / max(d_focus - d.min(), 1e-6)
-        levels = np.rint(radius).astype(int)
-        levels[levels < 2] = 0  # radius below 1.5 px is rendered sharp and labelled sharp
-        blurred = img.copy()
-        for lev in np.unique(levels[levels > 0]):
-            sel = levels == lev
-            blurred[sel] = _convolve(img, _disk_kernel(float(lev)))[sel]
-        blurred_mask = levels > 0
+        d_focus = float(np.quantile(d, 0.97))  # focused on the motorcycle, the nearest object
+        blurred, radius = synth.defocus_from_disparity(img, d, d_focus, 7.0 / max(d_focus - float(d.min()), 1e-6))
+        blurred_mask = radius >= 1.5  # the corpus's convention: a blur radius of 1.5 px or more
     else:  # pragma: no cover - recipe table is fixed
         raise ValueError(kind)
     out = np.where(blurred_mask[..., None], blurred, img)

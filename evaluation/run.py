@@ -117,33 +117,15 @@ def _train_hash(samples) -> str:
     return hashlib.sha256("\n".join(f"{s.stem}:{s.image_path.name}" for s in samples).encode()).hexdigest()[:10]
 
 
-def _prepare_trainable(detector, name: str, args, dataset: Dataset, dataset_label: str, cache_root: Path,
-                       split: str, notes: list[str], progress) -> str:
-    """Train a learned detector (or load its cached state); return the cache key suffix."""
-    from .demo import ensure_demo
-
-    train_split = args.train_split or {"even": "odd", "odd": "even"}.get(split)
-    train_ds, train_label = (Dataset(args.train_data), None) if args.train_data else (dataset, dataset_label)
-    train_label = train_label or train_ds.label
-    samples = []
-    if train_split is not None:
-        samples = train_ds.samples(train_split, need_images=True, allow_missing=True) if _has_any_photo(
-            train_ds, train_split) else []
-    if not samples:
-        demo_root = ensure_demo(cache_root / "demo_data")
-        train_ds = Dataset(demo_root, DEMO_LABEL)
-        train_split, train_label = "odd", DEMO_LABEL
-        samples = train_ds.samples("odd")
-        notes.append(f"{name}: no training photos in the evaluated dataset's training split, so it was "
-                     f"trained on the built-in {DEMO_LABEL} (odd split, {len(samples)} images)")
+def _train_or_load(detector, name: str, samples, trained_on: str, cache_root: Path, verbose: bool) -> str:
+    """Fit a learned detector on ``samples`` or load the state cached for them; return the cache suffix."""
     key = _train_hash(samples)
     state_path = cache_root / name / f"{detector.cache_key()}-train{key}" / "model.npz"
-    trained_on = f"{train_label} {split_text_of(train_split)} ({len(samples)} images)"
     if state_path.is_file():
         with np.load(state_path, allow_pickle=False) as data:
             detector.set_state({k: data[k] for k in data.files})
     else:
-        if progress:
+        if verbose:
             print(f"training {name} on {trained_on} ...", file=sys.stderr)
         detector.fit(LazyPairs(samples))
         state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +134,43 @@ def _prepare_trainable(detector, name: str, args, dataset: Dataset, dataset_labe
         os.replace(tmp, state_path)
     detector.trained_on = trained_on
     return f"-train{key}"
+
+
+def _demo_training_samples(cache_root: Path):
+    from .demo import ensure_demo
+
+    samples = Dataset(ensure_demo(cache_root / "demo_data"), DEMO_LABEL).samples("odd")
+    return samples, f"{DEMO_LABEL} odd ({len(samples)} images)"
+
+
+def _prepare_trainable_on_demo(detector, name: str, cache_root: Path) -> str:
+    """Train a learned detector on the built-in demo's D_o; return what it was trained on."""
+    samples, trained_on = _demo_training_samples(cache_root)
+    _train_or_load(detector, name, samples, trained_on, cache_root, verbose=False)
+    return trained_on
+
+
+def _prepare_trainable(detector, name: str, args, dataset: Dataset, dataset_label: str, cache_root: Path,
+                       split: str, notes: list[str], progress) -> str:
+    """Train a learned detector on the training split (or load its cached state); return the cache suffix.
+
+    The training split is ``--train-split`` or the complement of the test split (D_o for D_e and
+    vice versa) of ``--train-data`` or the evaluated dataset; when it has no photos (``--split all``,
+    or only test photos present), the built-in synthetic demo's D_o is used and a note says so.
+    """
+    train_split = args.train_split or {"even": "odd", "odd": "even"}.get(split)
+    train_ds, train_label = (Dataset(args.train_data), None) if args.train_data else (dataset, dataset_label)
+    train_label = train_label or train_ds.label
+    samples = []
+    if train_split is not None and _has_any_photo(train_ds, train_split):
+        samples = train_ds.samples(train_split, need_images=True, allow_missing=True)
+    if samples:
+        trained_on = f"{train_label} {split_text_of(train_split)} ({len(samples)} images)"
+    else:
+        samples, trained_on = _demo_training_samples(cache_root)
+        notes.append(f"{name}: no training photos in the evaluated dataset's training split, so it was "
+                     f"trained on the built-in {trained_on}")
+    return _train_or_load(detector, name, samples, trained_on, cache_root, verbose=progress is not None)
 
 
 def _has_any_photo(ds: Dataset, split: str) -> bool:

@@ -27,20 +27,14 @@ def photo(name: str, size: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(img, shape, interpolation=cv2.INTER_AREA))
 
 
-def disk_kernel(radius: float) -> np.ndarray:
-    """Normalised pillbox (disk) PSF of the given radius in pixels."""
-    r = int(np.ceil(radius))
-    y, x = np.mgrid[-r : r + 1, -r : r + 1]
-    k = (x * x + y * y <= radius * radius).astype(np.float64)
-    return k / k.sum()
-
-
 def blur(rgb: np.ndarray, kind: str, amount: float) -> np.ndarray:
     """Blur an RGB image with a Gaussian (``amount`` = sigma) or a disk (``amount`` = radius)."""
+    from dbm.synth import apply_psf, disk_psf
+
     if kind == "gaussian":
         return cv2.GaussianBlur(rgb, (0, 0), amount, borderType=cv2.BORDER_REFLECT)
     if kind == "disk":
-        return cv2.filter2D(rgb, -1, disk_kernel(amount), borderType=cv2.BORDER_REFLECT)
+        return apply_psf(rgb, disk_psf(amount), gamma=1.0)
     raise ValueError(kind)
 
 

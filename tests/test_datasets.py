@@ -41,6 +41,7 @@ def test_layout_letter_case_and_splits(tiny):
     assert ds.stems("all") == ["motion0001", "motion0002", "out_of_focus0003"]
     assert ds.stems("odd") == ["motion0001", "out_of_focus0003"]
     assert ds.stems("even") == ["motion0002"]
+    assert ds.stems("D_o") == ds.stems("odd") and ds.stems("d_e") == ds.stems("even")
     assert ds.images["motion0001"].name == "motion0001.JPG"
 
 

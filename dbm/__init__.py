@@ -1,0 +1,8 @@
+"""Deep Blur Mapping (Ma et al., IEEE TIP 2018): the network, training, inference, shipped weights.
+
+Light on import: torch is imported by :mod:`dbm.model`, :mod:`dbm.train`, :mod:`dbm.predict` and
+:mod:`dbm.detector` only when used; :mod:`dbm.synth` needs numpy/scipy/OpenCV only.
+"""
+
+__all__ = ["__version__"]
+__version__ = "0.1.0"

@@ -1,0 +1,182 @@
+"""DBM as a registered blur detector (Ma et al., "Deep Blur Mapping", IEEE TIP 2018).
+
+``dbm`` is Configuration V with the weights shipped in ``dbm/weights/`` (trained on the suite's
+synthetic corpus, see ``dbm/weights/WEIGHTS.md``). The other names are the configurations and
+variants of Tables II and IV; they have no shipped weights and need ``weights=PATH`` (a file
+written by ``python -m dbm.train``).
+
+Inference follows the paper: the photo is resized to ``size x size`` (the paper uses 384; the
+default is the weight file's ``inference_size``, else the size it was trained at), passed through
+the network, and the probability map is resized back to the photo's size with bilinear
+interpolation.
+
+Departures
+----------
+* Weights: see ``dbm/weights/WEIGHTS.md`` (synthetic training data, HED initialisation).
+* ``precision="bf16"`` runs the network under bfloat16 autocast (faster on CPUs with native
+  bf16, slower on AVX2-only CPUs); the default is float32.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from baselines.interface import Detector
+
+__all__ = ["DBM", "DETECTORS", "SHIPPED_WEIGHTS", "DBMVariant", "detector_class"]
+
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "dbm_config_v.pt"
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float):
+    from .model import load_weights
+
+    model, meta = load_weights(path)
+    return model, meta
+
+
+def _network(path: Path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DBM weights not found: {path}")
+    return _load(str(path.resolve()), path.stat().st_mtime)
+
+
+class DBM(Detector):
+    """Configuration V with the shipped weights (registry name ``dbm``).
+
+    Parameters
+    ----------
+    weights : str, optional
+        A weight file from :mod:`dbm.train` (default: the shipped Configuration V weights).
+    size : int, optional
+        Side of the square network input; ``0`` keeps the photo's size; default: the weight
+        file's ``inference_size`` or training size (shipped weights: 384, the paper's size).
+    precision : {"fp32", "bf16"}
+        Arithmetic of the forward pass.
+    threads : int, optional
+        ``torch.set_num_threads`` for the forward pass (default: torch's choice).
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    """
+
+    name: ClassVar[str] = "dbm"
+    version: ClassVar[str] = "1"
+    #: (depth, variant) the weights must have; None accepts any.
+    expects: ClassVar[tuple[int, str] | None] = (5, "plain")
+
+    def __init__(self, weights: str | None = None, size: int | None = None, precision: str = "fp32",
+                 threads: int | None = None, device: str = "cpu") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        path = Path(weights) if weights else self._default_weights()
+        settings: dict[str, Any] = {"weights": str(path) if weights else None, "size": size, "precision": precision}
+        if threads is not None:
+            settings["threads"] = threads
+        if device != "cpu":
+            settings["device"] = device
+        super().__init__(**settings)
+        self._path = path
+        self._threads = threads
+        self._device = device
+        model, meta = _network(path)
+        if self.expects is not None and (model.depth, model.variant) != self.expects:
+            raise ValueError(f"{path}: weights are for depth {model.depth} {model.variant!r}, "
+                             f"{self.name} needs depth {self.expects[0]} {self.expects[1]!r}")
+        self.meta = meta
+        default = meta.get("inference_size") or meta.get("input_size") or 384
+        self.input_size = int(default) if size is None else int(size)
+        self.trained_on = meta.get("trained_on")
+
+    def _default_weights(self) -> Path:
+        return SHIPPED_WEIGHTS
+
+    def compute(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+        import torch
+
+        model, _ = _network(self._path)
+        h, w = rgb.shape[:2]
+        s = self.input_size
+        x = rgb if not s or (h, w) == (s, s) else cv2.resize(
+            rgb, (s, s), interpolation=cv2.INTER_AREA if s * s < h * w else cv2.INTER_LINEAR)
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))[None])
+        device = torch.device(self._device)
+        with _LOCK:
+            old = torch.get_num_threads()
+            if self._threads:
+                torch.set_num_threads(self._threads)
+            try:
+                model.to(device)
+                t = t.to(device)
+                if device.type == "cpu" and self.settings["precision"] == "bf16":
+                    model = model.to(memory_format=torch.channels_last)
+                    t = t.to(memory_format=torch.channels_last)
+                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                            enabled=self.settings["precision"] == "bf16"):
+                    prob = torch.sigmoid(model(t).float())[0, 0].cpu().numpy()
+            finally:
+                if self._threads:
+                    torch.set_num_threads(old)
+        if prob.shape != (h, w):
+            prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+        return prob
+
+
+class DBMVariant(DBM):
+    """A configuration or variant of Tables II/IV: needs ``weights=PATH`` from :mod:`dbm.train`."""
+
+    expects: ClassVar[tuple[int, str] | None] = None
+    train_flags: ClassVar[str] = ""
+
+    def _default_weights(self) -> Path:
+        raise ValueError(f"{self.name} has no shipped weights: pass weights=PATH, a file written by "
+                         f"'python -m dbm.train {self.train_flags} --data DATASET --out RUN' (RUN/final.pt)")
+
+
+def _variant(name: str, depth: int, variant: str, flags: str, doc: str) -> type[DBMVariant]:
+    return type(name, (DBMVariant,), {"name": _NAMES[(depth, variant, flags)],
+                                      "expects": (depth, variant), "train_flags": flags, "__doc__": doc,
+                                      "__module__": __name__})
+
+
+_NAMES = {
+    (1, "plain", "--config I"): "dbm_config_i",
+    (2, "plain", "--config II"): "dbm_config_ii",
+    (3, "plain", "--config III"): "dbm_config_iii",
+    (4, "plain", "--config IV"): "dbm_config_iv",
+    (5, "plain", "--scratch"): "dbm_scratch",
+    (5, "fcn8s", "--variant fcn8s"): "dbm_fcn8s",
+    (5, "fusion", "--variant fusion"): "dbm_fusion",
+    (5, "dsn", "--variant dsn"): "dbm_dsn",
+}
+
+DBMConfigI = _variant("DBMConfigI", 1, "plain", "--config I", "Configuration I (VGG16 up to conv1_2), Table II.")
+DBMConfigII = _variant("DBMConfigII", 2, "plain", "--config II", "Configuration II (up to conv2_2), Table II.")
+DBMConfigIII = _variant("DBMConfigIII", 3, "plain", "--config III", "Configuration III (up to conv3_3), Table II.")
+DBMConfigIV = _variant("DBMConfigIV", 4, "plain", "--config IV", "Configuration IV (up to conv4_3), Table II.")
+DBMScratch = _variant("DBMScratch", 5, "plain", "--scratch", "Configuration V trained from scratch, Table IV.")
+DBMFCN8s = _variant("DBMFCN8s", 5, "fcn8s", "--variant fcn8s", "FCN-8s-style skip layers, Table IV.")
+DBMFusion = _variant("DBMFusion", 5, "fusion", "--variant fusion", "Weighted fusion of five side outputs, Table IV.")
+DBMDSN = _variant("DBMDSN", 5, "dsn", "--variant dsn", "Weighted fusion with deep supervision, Table IV.")
+
+#: registry name -> detector class (the runner's registry lists the same names).
+DETECTORS: dict[str, type[DBM]] = {
+    "dbm": DBM,
+    **{cls.name: cls for cls in (DBMConfigI, DBMConfigII, DBMConfigIII, DBMConfigIV, DBMScratch, DBMFCN8s, DBMFusion, DBMDSN)},
+}
+
+
+def detector_class(name: str) -> type[DBM]:
+    """The DBM detector class registered as ``name`` (``dbm``, ``dbm_config_i``, ...)."""
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown DBM method {name!r}; known: {', '.join(DETECTORS)}") from None

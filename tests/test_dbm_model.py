@@ -1,0 +1,115 @@
+"""Facts of the DBM networks (Table I configurations, Table IV variants), random initialisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dbm.model import (  # noqa: E402
+    CAFFE_MEAN_BGR,
+    CONFIGURATIONS,
+    DBMNet,
+    VGG_STAGES,
+    build_model,
+    count_parameters,
+    load_weights,
+    save_weights,
+)
+
+CASES = [(c, "plain") for c in CONFIGURATIONS] + [("V", v) for v in ("fcn8s", "fusion", "dsn")]
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return {case: build_model(*case, pretrained=False, seed=0).eval() for case in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c}-{v}" for c, v in CASES])
+def test_any_size_maps_to_same_size_in_unit_range(nets, case):
+    net = nets[case]
+    x = torch.rand(1, 3, 97, 131, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # random head weights so the map is not the constant 0.5 of the zero-initialised score layer
+        for m in net.head_modules():
+            m.weight.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
+        p = net.predict(x)
+    assert p.shape == (1, 1, 97, 131)
+    assert float(p.min()) >= 0.0 and float(p.max()) <= 1.0
+    assert float(p.max() - p.min()) > 1e-6
+
+
+def _vgg_params(depth: int) -> int:
+    total, c_in = 0, 3
+    for channels, n in VGG_STAGES[:depth]:
+        for _ in range(n):
+            total += c_in * channels * 9 + channels
+            c_in = channels
+    return total
+
+
+@pytest.mark.parametrize("config, depth", list(CONFIGURATIONS.items()))
+def test_parameter_count_is_vgg16_trunk_plus_1x1(config, depth):
+    net = DBMNet(depth)
+    c_last = VGG_STAGES[depth - 1][0]
+    assert count_parameters(net) == _vgg_params(depth) + c_last + 1
+    # Table I: 3, 5, 8, 11, 14 weight layers
+    n_weight_layers = sum(1 for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert n_weight_layers == {1: 3, 2: 5, 3: 8, 4: 11, 5: 14}[depth]
+
+
+def test_configuration_v_downsamples_16x_with_ceil_pooling():
+    net = DBMNet(5)
+    feats = net.trunk(torch.zeros(1, 3, 97, 131))
+    assert [tuple(f.shape[-2:]) for f in feats] == [(97, 131), (49, 66), (25, 33), (13, 17), (7, 9)]
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]
+
+
+def test_caffe_input_convention_inside_the_model():
+    net = DBMNet(1)
+    rgb = torch.zeros(1, 3, 2, 2)
+    rgb[:, 0] = 1.0  # pure red
+    out = net.input(rgb)[0, :, 0, 0]
+    expected = torch.tensor([0 - CAFFE_MEAN_BGR[0], 0 - CAFFE_MEAN_BGR[1], 255 - CAFFE_MEAN_BGR[2]])
+    torch.testing.assert_close(out, expected)
+
+
+def test_split_forward_equals_forward():
+    net = build_model("V", pretrained=False, seed=3).eval()
+    with torch.no_grad():
+        net.score.weight.normal_(0, 0.01, generator=torch.Generator().manual_seed(2))
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = net(x)
+        for k in (1, 3, 4):
+            torch.testing.assert_close(net.forward_from(net.features_until(x, k), k, x.shape[-2:]), ref)
+
+
+def test_fusion_initialised_as_mean_of_sides_and_returns_sides():
+    net = build_model("V", "dsn", pretrained=False, seed=0)
+    assert torch.allclose(net.fuse.weight, torch.full_like(net.fuse.weight, 0.2))
+    fused, sides = net(torch.rand(1, 3, 33, 35), return_sides=True)
+    assert len(sides) == 5 and all(s.shape == fused.shape for s in sides)
+
+
+def test_bad_configuration_and_variant_are_refused():
+    with pytest.raises(ValueError, match="configuration"):
+        build_model("VI", pretrained=False)
+    with pytest.raises(ValueError, match="variant"):
+        DBMNet(5, "unet")
+    with pytest.raises(ValueError, match="depth 5"):
+        DBMNet(3, "dsn")
+
+
+def test_weights_roundtrip_fp16(tmp_path):
+    net = build_model("II", "plain", pretrained=False, seed=1).eval()
+    save_weights(net, tmp_path / "w.pt", {"input_size": 64})
+    back, meta = load_weights(tmp_path / "w.pt")
+    assert meta["input_size"] == 64 and back.depth == 2
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        np.testing.assert_allclose(back(x).numpy(), net(x).numpy(), atol=0.05, rtol=0.01)
+    (tmp_path / "bad.pt").write_bytes(b"not a weight file")
+    with pytest.raises(ValueError, match="DBM weight file"):
+        load_weights(tmp_path / "bad.pt")
