@@ -16,18 +16,32 @@ its own convention. Never mix ``img.ravel(order="F")`` with this module.
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-__all__ = ["matting_laplacian", "propagate"]
+__all__ = ["cholmod_available", "matting_laplacian", "propagate"]
 
 
 def _box_sum_valid(a: np.ndarray, side: int) -> np.ndarray:
-    """Sum of ``a`` over every ``side x side`` window lying fully inside (first two axes)."""
-    c = np.cumsum(np.cumsum(a, axis=0), axis=1)
-    c = np.pad(c, [(1, 0), (1, 0)] + [(0, 0)] * (a.ndim - 2))
-    return c[side:, side:] - c[:-side, side:] - c[side:, :-side] + c[:-side, :-side]
+    """Sum of ``a`` over every ``side x side`` window lying fully inside (first two axes).
+
+    Separable sums of shifted slices (2 x side additions): exact to rounding for every window,
+    unlike differences of a running (cumulative) sum, whose absolute error grows with the image
+    and swamps the tiny covariances of flat windows.
+    """
+    h, w = a.shape[:2]
+    hc, wc = h - side + 1, w - side + 1
+    rows = a[:hc].copy()
+    for d in range(1, side):
+        rows += a[d : d + hc]
+    out = rows[:, :wc].copy()
+    for d in range(1, side):
+        out += rows[:, d : d + wc]
+    return out
 
 
 def _inverse_small(cov: np.ndarray) -> np.ndarray:
@@ -122,89 +136,102 @@ def matting_laplacian(image, *, eps: float = 1e-7, radius: int = 1, known=None) 
     if hc <= 0 or wc <= 0:
         return scipy.sparse.csr_matrix((n, n))
 
-    # Window statistics, one entry per interior centre (hc x wc).
+    # Window statistics, one entry per interior centre (hc x wc): means and the c (c + 1) / 2
+    # distinct second moments (biased covariance), plus eps / |w| on the diagonal.
     mu = _box_sum_valid(img, side) / nw
-    outer = img[:, :, :, None] * img[:, :, None, :]
-    cov = _box_sum_valid(outer, side) / nw - mu[:, :, :, None] * mu[:, :, None, :]
+    pairs = [(i, j) for i in range(c) for j in range(i, c)]
+    prod = np.stack([img[:, :, i] * img[:, :, j] for i, j in pairs], axis=2)
+    moments = _box_sum_valid(prod, side) / nw
+    cov = np.empty((hc, wc, c, c))
+    for q, (i, j) in enumerate(pairs):
+        cov[:, :, i, j] = cov[:, :, j, i] = moments[:, :, q] - mu[:, :, i] * mu[:, :, j]
     cov += (eps / nw) * np.eye(c)
     inv = _inverse_small(cov)
-    active = np.ones((hc, wc), dtype=np.float64)
+    scale = np.full((hc, wc), 1.0 / nw)
     if known is not None:
         known = np.asarray(known, dtype=bool)
         if known.shape != (h, w):
             raise ValueError(f"matting_laplacian: known has shape {known.shape}, expected {(h, w)}")
         all_known = _box_sum_valid(known.astype(np.float64), side) >= nw - 0.5
-        active[all_known] = 0.0
+        scale[all_known] = 0.0
 
-    # Centred colours and inverse-covariance-weighted colours per window position, as
-    # channel-first planes (hc x wc) so every step below is a plain elementwise array operation.
+    # Centred colours dev[p] = I - mu and scaled inverse-covariance-weighted colours
+    # zed[p] = (Sigma + eps/|w| U)^-1 (I - mu) / |w| for every window position p, as channel-first
+    # planes (hc x wc) so every step below is a plain elementwise array operation.
     pos = [(dy, dx) for dy in range(side) for dx in range(side)]
-    mu_t = np.moveaxis(mu, 2, 0)
-    inv_t = np.ascontiguousarray(np.moveaxis(inv, (2, 3), (0, 1)))
-    dev = [np.moveaxis(img[dy : dy + hc, dx : dx + wc], 2, 0) - mu_t for dy, dx in pos]
+    img_t = np.ascontiguousarray(np.moveaxis(img, 2, 0))
+    mu_t = np.ascontiguousarray(np.moveaxis(mu, 2, 0))
+    inv_t = np.ascontiguousarray(np.moveaxis(inv, (2, 3), (0, 1))) * scale
+    dev = [img_t[:, dy : dy + hc, dx : dx + wc] - mu_t for dy, dx in pos]
     zed = [sum(inv_t[:, j] * d[j] for j in range(c)) for d in dev]
-    scale = active / nw
 
-    # acc[(oy, ox)][y, x] = A[(y, x), (y + oy, x + ox)].
+    # up[(oy, ox)][y, x] = A[(y, x), (y + oy, x + ox)] for the offsets (oy, ox) >= (0, 0) in
+    # row-major order (pairs of window positions a <= b); A is symmetric, so the other offsets
+    # are shifted copies of these.
     span = 2 * radius
-    offsets = [(oy, ox) for oy in range(-span, span + 1) for ox in range(-span, span + 1)]
-    acc = {o: np.zeros((h, w)) for o in offsets}
+    up: dict[tuple[int, int], np.ndarray] = {}
+    val = np.empty((hc, wc))
     for a, (ay, ax) in enumerate(pos):
         for b in range(a, nw):
             by, bx = pos[b]
-            val = dev[a][0] * zed[b][0]
+            np.multiply(dev[a][0], zed[b][0], out=val)
             for j in range(1, c):
                 val += dev[a][j] * zed[b][j]
-            val += 1.0
-            val *= scale
-            acc[(by - ay, bx - ax)][ay : ay + hc, ax : ax + wc] += val
-            if b != a:
-                acc[(ay - by, ax - bx)][by : by + hc, bx : bx + wc] += val
+            val += scale
+            o = (by - ay, bx - ax)
+            if o not in up:
+                up[o] = np.zeros((h, w))
+            up[o][ay : ay + hc, ax : ax + wc] += val
 
-    # L = diag(A 1) - A, assembled straight into CSR (row-major offsets give sorted columns).
-    rowsum = sum(acc.values())
-    ys, xs = np.mgrid[0:h, 0:w]
-    data, cols, keep = [], [], []
-    for o in offsets:
-        oy, ox = o
-        inside = (ys + oy >= 0) & (ys + oy < h) & (xs + ox >= 0) & (xs + ox < w)
-        if o == (0, 0):
-            vals = rowsum - acc[o]
-            ok = np.ones((h, w), bool)
-        else:
-            vals = -acc[o]
-            ok = inside & (vals != 0)
-        data.append(vals.ravel())
-        cols.append(((ys + oy) * w + (xs + ox)).ravel())
-        keep.append(ok.ravel())
-    data = np.stack(data, axis=1)
-    cols = np.stack(cols, axis=1)
-    keep = np.stack(keep, axis=1)
-    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-    index_dtype = np.int32 if n * len(offsets) < 2**31 else np.int64
-    mat = scipy.sparse.csr_matrix(
-        (data[keep], cols[keep].astype(index_dtype), indptr.astype(index_dtype)), shape=(n, n)
-    )
+    # L = diag(A 1) - A, assembled straight into CSR: one column of `vals` per stencil offset in
+    # row-major order, so the kept entries of each row come out with sorted column indices.
+    offsets = [(oy, ox) for oy in range(-span, span + 1) for ox in range(-span, span + 1)]
+    centre = offsets.index((0, 0))
+    vals = np.zeros((h, w, len(offsets)))
+    for k, (oy, ox) in enumerate(offsets):
+        if (oy, ox) in up:
+            vals[:, :, k] = up[(oy, ox)]
+        elif (-oy, -ox) in up:
+            # A[(y, x), (y + oy, x + ox)] = A[(y + oy, x + ox), (y, x)] = up[-o][y + oy, x + ox].
+            src = up[(-oy, -ox)]
+            vals[max(0, -oy) : h - max(0, oy), max(0, -ox) : w - max(0, ox), k] = src[
+                max(0, oy) : h - max(0, -oy), max(0, ox) : w - max(0, -ox)
+            ]
+    vals[:, :, centre] = 0.0
+    np.negative(vals, out=vals)
+    vals[:, :, centre] = -vals.sum(axis=2)
+    vals = vals.reshape(n, len(offsets))
+    keep = vals != 0
+    keep[:, centre] = True
+    index_dtype = np.int32 if n + (span + 1) * (w + 1) < 2**31 else np.int64
+    steps = np.array([oy * w + ox for oy, ox in offsets], dtype=index_dtype)
+    cols = np.arange(n, dtype=index_dtype)[:, None] + steps
+    indptr = np.zeros(n + 1, dtype=index_dtype)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    mat = scipy.sparse.csr_matrix((vals[keep], cols[keep], indptr), shape=(n, n))
     mat.has_sorted_indices = True
     return mat
 
 
 def _grid_reach(L: scipy.sparse.spmatrix, width: int) -> int:
     """Largest row or column distance between two coupled pixels of a grid of ``width`` columns."""
-    coo = scipy.sparse.coo_matrix(L)
-    if coo.nnz == 0:
+    csr = scipy.sparse.csr_matrix(L)
+    if csr.nnz == 0:
         return 1
-    dy = np.abs(coo.row // width - coo.col // width)
-    dx = np.abs(coo.row % width - coo.col % width)
+    row = np.repeat(np.arange(csr.shape[0], dtype=csr.indices.dtype), np.diff(csr.indptr))
+    dy = np.abs(row // width - csr.indices // width)
+    dx = np.abs(row % width - csr.indices % width)
     return max(int(dy.max()), int(dx.max()), 1)
 
 
+@functools.lru_cache(maxsize=4)
 def _nested_dissection(h: int, w: int, reach: int, leaf: int = 16) -> np.ndarray:
     """Geometric nested-dissection ordering of an ``h x w`` grid (row-major pixel indices).
 
     Recursively splits the longer side with a separator ``reach`` lines wide (so the two halves
     are uncoupled), orders both halves first and the separator last: the classic fill-reducing
     order for grid stencils. Recurses over rectangles (depth ~ log2 of the pixel count), not pixels.
+    Cached per grid (the result is read-only).
     """
     idx = np.arange(h * w).reshape(h, w)
     parts: list[np.ndarray] = []
@@ -228,7 +255,77 @@ def _nested_dissection(h: int, w: int, reach: int, leaf: int = 16) -> np.ndarray
             parts.append(idx[y0:y1, m : m + reach].ravel())
 
     split(0, h, 0, w)
-    return np.concatenate(parts)
+    order = np.concatenate(parts)
+    order.flags.writeable = False
+    return order
+
+
+@functools.lru_cache(maxsize=1)
+def cholmod_available() -> bool:
+    """Whether the optional CHOLMOD solver (``cvxopt.cholmod``) can be imported (checked once)."""
+    try:
+        import cvxopt.cholmod  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# The last CHOLMOD factor, kept with its matrix for the symbolic analysis (about a third of the
+# solve): the next system with the same sparsity pattern and ordering (the same image size) only
+# updates the values and refactors in place. One entry, guarded by a lock, holding the factor's
+# memory (about 8 bytes x 150 per pixel).
+_CHOLMOD_LAST: dict = {}
+_CHOLMOD_LOCK = threading.Lock()
+
+
+def _solve_cholmod(A: scipy.sparse.csr_matrix, b: np.ndarray, perm: np.ndarray | None) -> np.ndarray | None:
+    """Supernodal sparse Cholesky solve of the SPD system ``A x = b`` with CHOLMOD (via cvxopt).
+
+    ``A`` is symmetric CSR with sorted indices; ``perm`` a fill-reducing ordering (``None``:
+    CHOLMOD's own AMD). Returns ``None`` when CHOLMOD finds the matrix not numerically positive
+    definite (the caller then uses LU).
+    """
+    import cvxopt
+    import cvxopt.cholmod
+
+    n = A.shape[0]
+    key = (n, None if perm is None else perm.tobytes())
+    with _CHOLMOD_LOCK:
+        last = _CHOLMOD_LAST.pop("entry", None)
+        same = last is not None and last["key"] == key
+        if same and np.array_equal(last["indptr"], A.indptr) and np.array_equal(last["indices"], A.indices):
+            # Same pattern: the kept lower triangle takes the new values (same column-major order).
+            upper, lower, factor = last["upper"], last["lower"], last["factor"]
+            lower.V = cvxopt.matrix(A.data[upper])
+        else:
+            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(A.indptr))
+            upper = A.indices >= rows  # upper triangle of the rows = lower triangle of the columns
+            lower = cvxopt.spmatrix(
+                cvxopt.matrix(A.data[upper]),
+                cvxopt.matrix(A.indices[upper].astype(np.int64)),
+                cvxopt.matrix(rows[upper]),
+                (n, n),
+            )
+            if perm is None:
+                factor = cvxopt.cholmod.symbolic(lower, uplo="L")
+            else:
+                factor = cvxopt.cholmod.symbolic(lower, p=cvxopt.matrix(perm.astype(np.int64)), uplo="L")
+        del last
+        try:
+            cvxopt.cholmod.numeric(lower, factor)
+        except ArithmeticError:
+            return None
+        x = cvxopt.matrix(np.array(b, dtype=np.float64))
+        cvxopt.cholmod.solve(factor, x)
+        _CHOLMOD_LAST["entry"] = {
+            "key": key,
+            "indptr": A.indptr.copy(),
+            "indices": A.indices.copy(),
+            "upper": upper,
+            "lower": lower,
+            "factor": factor,
+        }
+    return np.array(x, dtype=np.float64).ravel()
 
 
 def propagate(L, weights, values, lam, *, method: str = "direct", tol: float = 1e-10, maxiter: int = 20000) -> np.ndarray:
@@ -247,13 +344,20 @@ def propagate(L, weights, values, lam, *, method: str = "direct", tol: float = 1
         ``N`` (or ``H x W``) values to propagate (ignored where the weight is 0).
     lam : float
         Data-term weight :math:`\\lambda > 0`.
-    method : {"direct", "cg"}
+    method : {"direct", "cholmod", "auto", "cg"}
         ``"direct"`` (default): sparse LU, exact up to rounding like MATLAB's backslash
         (SuperLU with diagonal pivots, under a geometric nested-dissection ordering when the
         grid is known from ``weights``, else SuperLU's minimum-degree ordering of
-        :math:`A^\\top + A`). About 3 s of CPU for a 384 x 384 Zhuo11 system here. ``"cg"``: conjugate
+        :math:`A^\\top + A`). About 3 s of CPU for a 384 x 384 Zhuo11 system here.
+        ``"cholmod"``: supernodal sparse Cholesky (CHOLMOD, from the optional ``cvxopt``
+        package; MATLAB's backslash also uses CHOLMOD for such systems) under the same ordering:
+        the same exact solve, 3-5 times faster (about 0.9 s of CPU at 384 x 384, 0.55 s when the
+        previous CHOLMOD system had the same pattern: the last factor is kept, one per process,
+        and only refactored); falls back to ``"direct"`` if the matrix is not numerically
+        positive definite. ``"auto"``:
+        ``"cholmod"`` when ``cvxopt`` is installed, else ``"direct"``. ``"cg"``: conjugate
         gradients with a Jacobi preconditioner, to relative residual ``tol`` (cheaper in memory,
-        usually slower on these ill-conditioned systems).
+        much slower on these ill-conditioned systems).
     tol, maxiter : float, int
         Only for ``"cg"``.
 
@@ -285,9 +389,23 @@ def propagate(L, weights, values, lam, *, method: str = "direct", tol: float = 1
     vals = np.where(wts > 0, vals, 0.0)
     if not np.all(np.isfinite(vals)):
         raise ValueError("propagate: values must be finite where the weight is positive")
-    A = (scipy.sparse.csr_matrix(L, dtype=np.float64) + scipy.sparse.diags(lam * wts)).tocsc()
+    A = (scipy.sparse.csr_matrix(L, dtype=np.float64) + scipy.sparse.diags(lam * wts)).tocsr()
     b = lam * wts * vals
+    if method == "auto":
+        method = "cholmod" if cholmod_available() else "direct"
+    if method == "cholmod":
+        if not cholmod_available():
+            raise ImportError("propagate: method='cholmod' needs the optional package cvxopt (pip install cvxopt)")
+        perm = None
+        if grid is not None and grid[0] * grid[1] == n:
+            perm = _nested_dissection(grid[0], grid[1], _grid_reach(L, grid[1]))
+        A.sort_indices()
+        x = _solve_cholmod(A, b, perm)
+        if x is not None:
+            return x
+        method = "direct"  # not numerically positive definite: LU with diagonal pivots instead
     if method == "direct":
+        A = A.tocsc()
         if grid is not None and grid[0] * grid[1] == n:
             # Grid-shaped problem: a geometric nested-dissection ordering fills in far less than
             # SuperLU's own orderings (about 2x faster on 640 x 480 matting systems).
@@ -308,4 +426,4 @@ def propagate(L, weights, values, lam, *, method: str = "direct", tol: float = 1
         if info != 0:
             raise RuntimeError(f"propagate: CG did not reach rtol={tol} in {maxiter} iterations")
         return x
-    raise ValueError(f"propagate: unknown method {method!r}; use 'direct' or 'cg'")
+    raise ValueError(f"propagate: unknown method {method!r}; use 'direct', 'cholmod', 'auto' or 'cg'")

@@ -721,6 +721,7 @@ class Yi16LBP(Detector):
     """
 
     name = "yi16_lbp"
+    version = "2"  # the matting Laplacian now sums windows directly (maps may move by ~1e-6)
 
     def __init__(
         self,

@@ -43,11 +43,24 @@ class MethodSpec:
     needs_torch: bool = False
 
 
-#: name -> spec. Keep one line per method, alphabetical within each group.
+#: name -> spec, one line per method, in the order of the paper's tables (reports keep this order).
 METHODS: dict[str, MethodSpec] = {
-    # Simple reference detector proving the interface ------------------------------------------
-    "gradient_energy": MethodSpec("baselines.gradient_energy:GradientEnergy", "log local gradient energy (not a paper row)"),
+    # The rows of the paper's Table III, in its order ----------------------------------------------
+    "liu08": MethodSpec("baselines.liu08:Liu08", "Liu, Li & Jia 2008 spectrum slope, gradient span and saturation features, naive Bayes (trained)", paper_row="Liu08"),
+    "chakrabarti10": MethodSpec("baselines.chakrabarti10:Chakrabarti10", "Chakrabarti, Zickler & Freeman 2010 local box-blur likelihood, colour MRF", paper_row="Chakrabarti10"),
+    "zhuo11": MethodSpec("baselines.zhuo11:Zhuo11", "Zhuo & Sim 2011 re-blur defocus estimates at edges, matting-Laplacian propagation", paper_row="Zhuo11"),
+    "su11_svd": MethodSpec("baselines.su11_svd:Su11SVD", "Su et al. 2011 local singular value feature", paper_row="Su11"),
+    "shi14": MethodSpec("baselines.shi14:Shi14", "Shi, Xu & Jia 2014 gradient, spectrum and learned-filter features, naive Bayes, multi-scale BP (trained)", paper_row="Shi14"),
+    "chen16": MethodSpec("baselines.chen16:Chen16", "Chen, Chen & Chang 2016 fast defocus map, superpixel-graph propagation", paper_row="Chen16"),
+    "tang16": MethodSpec("baselines.tang16:Tang16", "Tang et al. 2016 log averaged spectrum residual, superpixel neighbour refinement", paper_row="Tang16"),
+    "yi16_lbp": MethodSpec("baselines.yi16_lbp:Yi16LBP", "Yi & Eramian 2016 LBP sharpness, matting and multi-scale belief propagation", paper_row="Yi16"),
+    "hifst": MethodSpec("baselines.hifst:HiFST", "Golestaneh & Karam 2017 sorted high-frequency DCT coefficients of gradient magnitude, 4 scales", paper_row="HiFST"),
     "dbm": MethodSpec("dbm.detector:DBM", "Ma et al. 2018 deep blur mapper, Configuration V, shipped weights (synthetic training data)", paper_row="DBM", needs_torch=True),
+    # Single low-level features (building blocks of Liu08/Shi14, Fig. 2) and a reference floor -----
+    "gradient_energy": MethodSpec("baselines.gradient_energy:GradientEnergy", "log local gradient energy (not a paper row)"),
+    "gradient_stats": MethodSpec("baselines.gradient_stats:GradientStats", "local gradient histogram span (Liu08/Shi14 feature; not a paper row)"),
+    "spectral_slope": MethodSpec("baselines.spectral_slope:SpectralSlope", "local power spectrum slope (Liu08/Shi14 feature; not a paper row)"),
+    # DBM configurations (Table II) and variants (Table IV): need weights=PATH from dbm.train ------
     "dbm_config_i": MethodSpec("dbm.detector:DBMConfigI", "DBM Configuration I (conv1_2), Table II; needs weights=PATH", in_all=False, needs_torch=True),
     "dbm_config_ii": MethodSpec("dbm.detector:DBMConfigII", "DBM Configuration II (conv2_2), Table II; needs weights=PATH", in_all=False, needs_torch=True),
     "dbm_config_iii": MethodSpec("dbm.detector:DBMConfigIII", "DBM Configuration III (conv3_3), Table II; needs weights=PATH", in_all=False, needs_torch=True),
@@ -56,17 +69,6 @@ METHODS: dict[str, MethodSpec] = {
     "dbm_fcn8s": MethodSpec("dbm.detector:DBMFCN8s", "DBM with FCN-8s skip layers, Table IV; needs weights=PATH", in_all=False, needs_torch=True),
     "dbm_fusion": MethodSpec("dbm.detector:DBMFusion", "DBM weighted fusion of side outputs, Table IV; needs weights=PATH", in_all=False, needs_torch=True),
     "dbm_dsn": MethodSpec("dbm.detector:DBMDSN", "DBM fusion with deep supervision, Table IV; needs weights=PATH", in_all=False, needs_torch=True),
-    "hifst": MethodSpec("baselines.hifst:HiFST", "Golestaneh & Karam 2017 sorted high-frequency DCT coefficients of gradient magnitude, 4 scales", paper_row="HiFST"),
-    "tang16": MethodSpec("baselines.tang16:Tang16", "Tang et al. 2016 log averaged spectrum residual, superpixel neighbour refinement", paper_row="Tang16"),
-    "chakrabarti10": MethodSpec("baselines.chakrabarti10:Chakrabarti10", "Chakrabarti, Zickler & Freeman 2010 local box-blur likelihood, colour MRF", paper_row="Chakrabarti10"),
-    "gradient_stats": MethodSpec("baselines.gradient_stats:GradientStats", "local gradient histogram span (Liu08/Shi14 feature; not a paper row)"),
-    "spectral_slope": MethodSpec("baselines.spectral_slope:SpectralSlope", "local power spectrum slope (Liu08/Shi14 feature; not a paper row)"),
-    "shi14": MethodSpec("baselines.shi14:Shi14", "Shi, Xu & Jia 2014 gradient, spectrum and learned-filter features, naive Bayes, multi-scale BP (trained)", paper_row="Shi14"),
-    "liu08": MethodSpec("baselines.liu08:Liu08", "Liu, Li & Jia 2008 spectrum slope, gradient span and saturation features, naive Bayes (trained)", paper_row="Liu08"),
-    "zhuo11": MethodSpec("baselines.zhuo11:Zhuo11", "Zhuo & Sim 2011 re-blur defocus estimates at edges, matting-Laplacian propagation", paper_row="Zhuo11"),
-    "chen16": MethodSpec("baselines.chen16:Chen16", "Chen, Chen & Chang 2016 fast defocus map, superpixel-graph propagation", paper_row="Chen16"),
-    "yi16_lbp": MethodSpec("baselines.yi16_lbp:Yi16LBP", "Yi & Eramian 2016 LBP sharpness, matting and multi-scale belief propagation", paper_row="Yi16"),
-    "su11_svd": MethodSpec("baselines.su11_svd:Su11SVD", "Su et al. 2011 local singular value feature", paper_row="Su11"),
 }
 
 

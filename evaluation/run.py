@@ -191,6 +191,10 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
         maps[name] = ExternalMaps(name, folder, high_is_sharp=sharp)
     methods = resolve_methods(args.methods, extra=list(maps))
     weights = _parse_weights(args.weights)
+    for name in maps:
+        if name not in methods:
+            print(f"note: --maps {name} is not evaluated: add {name} to --methods (or use --methods all)",
+                  file=sys.stderr)
     unused = sorted(set(weights) - set(methods))
     if unused:
         raise DatasetError(f"--weights given for {', '.join(unused)}, which --methods does not select")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from baselines.matting import matting_laplacian, propagate
+from baselines.matting import cholmod_available, matting_laplacian, propagate
+
+SOLVERS = [
+    "direct",
+    pytest.param("cholmod", marks=pytest.mark.skipif(not cholmod_available(), reason="cvxopt not installed")),
+    "cg",
+]
 
 
 def _brute_laplacian(img: np.ndarray, eps: float, radius: int, known=None) -> np.ndarray:
@@ -102,7 +108,7 @@ def test_bad_arguments():
         matting_laplacian(np.zeros((5, 5)), known=np.zeros((4, 4), bool))
 
 
-@pytest.mark.parametrize("method", ["direct", "cg"])
+@pytest.mark.parametrize("method", SOLVERS)
 def test_propagate_matches_dense_solve(rng, method):
     img = rng.random((20, 24, 3))
     lap = matting_laplacian(img)
@@ -115,7 +121,7 @@ def test_propagate_matches_dense_solve(rng, method):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("method", ["direct", "cg"])
+@pytest.mark.parametrize("method", SOLVERS)
 def test_propagate_flat_weights_recovers_planted_solution(rng, method):
     """With every pixel weighted, v = x + L x / (lam w) has the planted solution x."""
     lap = matting_laplacian(rng.random((16, 18, 3)))
@@ -142,6 +148,57 @@ def test_propagate_constant_and_interpolation():
     vals[3, 4], vals[11, 9] = 1.0, 3.0
     x = propagate(lap, weights, vals, 1e6).reshape(15, 15)
     assert abs(x[3, 4] - 1.0) < 1e-3 and abs(x[11, 9] - 3.0) < 1e-3
+
+
+def test_window_statistics_are_local_on_a_near_flat_image(rng):
+    """Entries depend only on each pixel's 5 x 5 neighbourhood, even in near-flat windows.
+
+    Near-flat windows have covariances close to eps, so their window sums must be exact to
+    rounding: a running (cumulative) sum over a large image loses them.
+    """
+    img = 0.6 + 1e-3 * rng.random((160, 200, 3))
+    full = matting_laplacian(img, eps=1e-7)
+    y0, x0 = 120, 150
+    crop = matting_laplacian(img[y0 - 4 : y0 + 5, x0 - 4 : x0 + 5], eps=1e-7)
+    for dy, dx in [(0, 0), (1, -2), (-2, 1)]:
+        row_full = full[(y0 + dy) * 200 + (x0 + dx)].toarray().reshape(160, 200)
+        row_crop = crop[(4 + dy) * 9 + (4 + dx)].toarray().reshape(9, 9)
+        np.testing.assert_allclose(row_full[y0 - 4 : y0 + 5, x0 - 4 : x0 + 5], row_crop, rtol=1e-9, atol=1e-12)
+
+
+def test_propagate_auto_and_fallbacks(rng, monkeypatch):
+    """'auto' is an exact solve; CHOLMOD falls back to LU on a non-definite matrix; 'cholmod'
+    without cvxopt is a clear error."""
+    import baselines.matting as matting
+
+    img = rng.random((12, 14, 3))
+    lap = matting_laplacian(img)
+    weights = (rng.random((12, 14)) < 0.3).astype(float)
+    values = rng.random((12, 14))
+    exact = propagate(lap, weights, values, 1e-3, method="direct")
+    np.testing.assert_allclose(propagate(lap, weights, values, 1e-3, method="auto"), exact, rtol=1e-8, atol=1e-10)
+    # An indefinite system (not a Laplacian): Cholesky cannot factor it, LU can.
+    neg = -scipy.sparse.identity(25, format="csr")
+    x = propagate(neg, np.ones((5, 5)), np.ones((5, 5)), 0.5, method="auto")
+    np.testing.assert_allclose(x, -1.0, rtol=1e-12)  # (-1 + 0.5) x = 0.5
+    monkeypatch.setattr(matting, "cholmod_available", lambda: False)
+    with pytest.raises(ImportError, match="cvxopt"):
+        propagate(lap, weights, values, 1e-3, method="cholmod")
+    np.testing.assert_array_equal(propagate(lap, weights, values, 1e-3, method="auto"), exact)
+
+
+@pytest.mark.skipif(not cholmod_available(), reason="cvxopt not installed")
+def test_cholmod_reuses_analysis_only_for_the_same_pattern(rng):
+    """Consecutive systems of one size share CHOLMOD's symbolic analysis; each is solved exactly."""
+    for shape in [(16, 18), (16, 18), (17, 18), (16, 18)]:
+        lap = matting_laplacian(rng.random(shape + (3,)))
+        weights = (rng.random(shape) < 0.2).astype(float)
+        values = rng.random(shape)
+        np.testing.assert_allclose(
+            propagate(lap, weights, values, 1e-2, method="cholmod"),
+            propagate(lap, weights, values, 1e-2, method="direct"),
+            rtol=1e-7, atol=1e-9,
+        )
 
 
 def test_propagate_errors():

@@ -128,6 +128,18 @@ def test_given_edge_map_is_used_and_flat_image_is_safe():
         zhuo11_defocus(rgb, edge_map=np.zeros((3, 3)))
 
 
+def test_exact_solvers_agree(natural_rgb):
+    """CHOLMOD and SuperLU solve the same equation exactly: the maps agree to rounding."""
+    from baselines.matting import cholmod_available
+
+    if not cholmod_available():
+        pytest.skip("cvxopt not installed")
+    rgb = natural_rgb.astype(np.float64)
+    a = zhuo11_defocus(rgb, solver="cholmod").full
+    b = zhuo11_defocus(rgb, solver="direct").full
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)
+
+
 def test_detector_maps_sigma_to_unit_range():
     rgb = _blurred_steps(1.5).astype(np.float32)
     out = Zhuo11()(rgb)
