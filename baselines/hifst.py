@@ -3,9 +3,10 @@
 A faithful, fast port of the authors' MATLAB ``HiFST.m`` as they ran it (``HiFST(I, 1, 0)``:
 every pixel, no added noise). The original takes about 100 s per 384 x 384 photo (paper Table VI;
 95 s under Octave here). This port computes the same numbers in a different order (separable
-matrix products and a partial sort instead of 147,456 patch DCTs and full sorts), in about 2.3 s of
+matrix products and a partial sort instead of 147,456 patch DCTs and full sorts), in about 2 s of
 CPU per 384 x 384 photo on this 2-core machine while it was shared with other jobs, split over
-threads (see ``benchmarks/bench_hifst.py``).
+threads (see ``benchmarks/bench_hifst.py``). Stages, one thread: horizontal products 0.55-0.7 s,
+partial sort 0.45-0.55 s, even/odd folding 0.33-0.4 s, transposition 0.2-0.3 s, rest about 0.45 s.
 
 Agreement (``tests/test_hifst_reference.py``): Pearson r >= 0.99999 with the Octave runs of
 HiFST.m (``FinalMap``, ``T``) on 4 of 5 photos and 0.99995 on the fifth; with the authors' published
@@ -22,7 +23,6 @@ Sorted Transform Coefficients of Gradient Magnitudes", CVPR 2017, pp. 5800-5809.
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,10 +31,9 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 from scipy.fft import dct
 
-from .interface import Detector, as_rgb_float
+from .interface import Detector, as_rgb_float, thread_budget
 
 __all__ = ["HiFST", "hifst_sharpness", "high_frequency_mask", "local_entropy", "recursive_filter"]
 
@@ -106,13 +105,14 @@ def _mat2gray(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo)
 
 
-def local_entropy(u8: np.ndarray, size: int = 7) -> np.ndarray:
+def local_entropy(u8: np.ndarray, size: int = 7, workers: int = 1) -> np.ndarray:
     """MATLAB ``entropyfilt(u8, true(size))``: entropy (bits) of the 256-bin histogram of each window.
 
     Windows are ``size x size``, centred; the image is padded symmetrically (edge repeated, MATLAB
     ``'symmetric'``). Computed as ``-sum_v p_v log2(p_v)``, ``p_v = c_v / size^2`` with ``c_v`` the
     number of pixels of grey level ``v`` in the window, each level's counts coming from a box filter
-    over the bounding box of that level's pixels.
+    over the bounding box of that level's pixels. The levels are summed in two interleaved halves,
+    on two threads when ``workers > 1`` (the result does not depend on ``workers``).
     """
     u8 = np.asarray(u8)
     if u8.dtype != np.uint8 or u8.ndim != 2:
@@ -128,17 +128,33 @@ def local_entropy(u8: np.ndarray, size: int = 7) -> np.ndarray:
     flat = u8.ravel()
     order = np.argsort(flat, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=256))])
-    acc = np.zeros((h, w), np.float64)
-    for v in np.flatnonzero(bounds[1:] > bounds[:-1]):
-        idx = order[bounds[v] : bounds[v + 1]]
-        rows, cols = idx // w, idx % w
-        # output pixels whose window can hold level v: within r of one of its pixels
-        a0, a1 = max(0, int(rows.min()) - r), min(h, int(rows.max()) + r + 1)
-        b0, b1 = max(0, int(cols.min()) - r), min(w, int(cols.max()) + r + 1)
-        mask = (padded[a0 : a1 + 2 * r, b0 : b1 + 2 * r] == v).view(np.uint8)
-        counts = cv2.boxFilter(mask, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        acc[a0:a1, b0:b1] += cv2.LUT(counts[r : r + a1 - a0, r : r + b1 - b0], lut)
-    return acc
+    levels = np.flatnonzero(bounds[1:] > bounds[:-1])
+
+    def accumulate(part: np.ndarray) -> np.ndarray:
+        acc = np.zeros((h, w), np.float64)
+        for v in part:
+            idx = order[bounds[v] : bounds[v + 1]]
+            rows, cols = idx // w, idx % w
+            # output pixels whose window can hold level v: within r of one of its pixels
+            a0, a1 = max(0, int(rows.min()) - r), min(h, int(rows.max()) + r + 1)
+            b0, b1 = max(0, int(cols.min()) - r), min(w, int(cols.max()) + r + 1)
+            mask = (padded[a0 : a1 + 2 * r, b0 : b1 + 2 * r] == v).view(np.uint8)
+            counts = cv2.boxFilter(mask, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+            acc[a0:a1, b0:b1] += cv2.LUT(counts[r : r + a1 - a0, r : r + b1 - b0], lut)
+        return acc
+
+    first, second = _run_parallel(workers, accumulate, [levels[0::2], levels[1::2]])
+    first += second
+    return first
+
+
+def _run_parallel(workers: int, fn, items: list) -> list:
+    """``[fn(item) for item in items]``, on up to ``workers`` threads (for work that releases the GIL)."""
+    workers = max(1, min(int(workers), len(items)))
+    if workers == 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def recursive_filter(
@@ -191,6 +207,8 @@ def _rf_pass(f: np.ndarray, v: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 #: Vertical frequencies ``k`` handled by one matrix product of the horizontal pass.
 _K_BLOCK = 8
+#: Pixels per block of the selection stage (a block of sorted coefficients stays in cache).
+_SELECT_PIXELS = 64
 
 
 class _Scale:
@@ -230,53 +248,87 @@ class _Scale:
         self.dropped = np.asarray(dropped, dtype=np.intp)
 
 
-def _tile_layers(gp, pad, r0, r1, c0, c1, scales, dropped, n_layers, dtype, stride=1):
+class _TileWork:
+    """Buffers of one worker for tiles of ``rows x cols`` pixels, and their fixed views.
+
+    Every tile of that shape reuses them: the vertical pass refills ``v``, and the views that feed
+    the even/odd folding and the matrix products (built once here) then read the new values.
+    ``coef`` holds one row per coefficient and one column per pixel.
+    """
+
+    def __init__(self, scales, rows: int, cols: int, stride: int, dtype) -> None:
+        self.rows, self.cols = rows, cols
+        self.npix = npix = rows * cols
+        item = np.dtype(dtype).itemsize
+        self.coef = np.empty((scales[-1].end, npix), dtype)
+        self.scales = []
+        for sc in scales:
+            m, h = sc.m, sc.h
+            wn = stride * (cols - 1) + m
+            v = np.empty((m, rows, wn), dtype)
+            nmax = max(k1 - k0 for k0, k1, *_ in sc.blocks)
+            ev_buf = np.empty((h + 1) * nmax * npix, dtype)
+            od_buf = np.empty(h * nmax * npix, dtype)
+            steps = (item, rows * wn * item, wn * item, stride * item)
+            ops = []
+            for k0, k1, w_even, s_even, w_odd, s_odd in sc.blocks:
+                n = k1 - k0
+                ev = ev_buf[: (h + 1) * n * npix].reshape(h + 1, n, rows, cols)
+                od = od_buf[: h * n * npix].reshape(h, n, rows, cols)
+                # fwd[y, k, i, j] = V_k[i, s j + y];  bwd[y, k, i, j] = V_k[i, s j + m - 1 - y]
+                shape = (h, n, rows, cols)
+                fwd = np.ndarray(shape, dtype, buffer=v, offset=k0 * rows * wn * item, strides=steps)
+                back = (-item,) + steps[1:]
+                bwd = np.ndarray(shape, dtype, buffer=v, offset=(k0 * rows * wn + m - 1) * item, strides=back)
+                mid = v[k0:k1, :, h : h + stride * (cols - 1) + 1 : stride]
+                out_even = self.coef[s_even : s_even + len(w_even) * n].reshape(-1, n * npix)
+                out_odd = self.coef[s_odd : s_odd + len(w_odd) * n].reshape(-1, n * npix)
+                ev_mat, od_mat = ev.reshape(h + 1, n * npix), od.reshape(h, n * npix)
+                ops.append(
+                    (fwd, bwd, ev[:h], od, mid, ev[h], w_even, ev_mat, out_even, w_odd, od_mat, out_odd)
+                )
+            self.scales.append((sc, v, ops))
+
+
+def _tile_layers(work, gp, pad, r0, c0, dropped, n_layers, dtype, stride=1):
     """Sorted smallest ``n_layers`` |coefficients| of the pixels of one tile, ``(npix, n_layers)``.
 
-    The tile holds the pixels ``(stride * i, stride * j)`` for ``r0 <= i < r1``, ``c0 <= j < c1``.
-    For a patch side ``m`` (half ``h``) centred on pixel ``(r, c)`` of the zero-padded gradient
-    image ``gp``, coefficient ``(k, l)`` of ``D P D^T`` is ``sum_y D[l, y] V_k[r, c + y]`` with the
-    vertical pass ``V_k[r, n] = sum_x D[k, x] gp[r + x, n]``. Both passes are matrix products over
-    the whole tile; the row symmetry ``D[l, m-1-y] = (-1)^l D[l, y]`` halves the horizontal one.
+    The tile holds the pixels ``(stride * i, stride * j)`` for ``r0 <= i < r0 + work.rows``,
+    ``c0 <= j < c0 + work.cols``. For a patch side ``m`` (half ``h``) centred on pixel ``(r, c)`` of
+    the zero-padded gradient image ``gp``, coefficient ``(k, l)`` of ``D P D^T`` is
+    ``sum_y D[l, y] V_k[r, c + y]`` with the vertical pass ``V_k[r, n] = sum_x D[k, x] gp[r + x, n]``.
+    Both passes are matrix products over the whole tile; the row symmetry
+    ``D[l, m-1-y] = (-1)^l D[l, y]`` halves the horizontal one.
     """
-    rows, cols = r1 - r0, c1 - c0
-    npix = rows * cols
-    item = np.dtype(dtype).itemsize
-    coef = np.empty((scales[-1].end, npix), dtype)  # one row per coefficient, one column per pixel
-    for sc in scales:
+    rows, cols = work.rows, work.cols
+    for sc, v, ops in work.scales:
         m, h = sc.m, sc.h
-        wn = stride * (cols - 1) + m
+        wn = v.shape[2]
         left = stride * c0 + pad - h
-        v = np.empty((m, rows, wn), dtype)
         for i in range(rows):
             top = stride * (r0 + i) + pad - h
             np.matmul(sc.d, gp[top : top + m, left : left + wn], out=v[:, i, :])
-        nmax = min(_K_BLOCK, m)
-        ev_buf = np.empty((h + 1) * nmax * npix, dtype)
-        od_buf = np.empty(h * nmax * npix, dtype)
-        strides = (item, rows * wn * item, wn * item, stride * item)
-        for k0, k1, w_even, s_even, w_odd, s_odd in sc.blocks:
-            n = k1 - k0
-            ev = ev_buf[: (h + 1) * n * npix].reshape(h + 1, n, rows, cols)
-            od = od_buf[: h * n * npix].reshape(h, n, rows, cols)
-            # fwd[y, k, i, j] = V_k[i, s j + y];  bwd[y, k, i, j] = V_k[i, s j + m - 1 - y]
-            fwd = as_strided(v[k0:], shape=(h, n, rows, cols), strides=strides)
-            bwd = as_strided(v[k0:, :, m - 1 :], shape=(h, n, rows, cols), strides=(-item,) + strides[1:])
-            np.add(fwd, bwd, out=ev[:h])
+        for fwd, bwd, ev_folded, od, mid, ev_mid, w_even, ev_mat, out_even, w_odd, od_mat, out_odd in ops:
+            np.add(fwd, bwd, out=ev_folded)
             np.subtract(fwd, bwd, out=od)
-            ev[h] = v[k0:k1, :, h : h + stride * (cols - 1) + 1 : stride]
-            out_even = coef[s_even : s_even + len(w_even) * n].reshape(-1, n * npix)
-            np.matmul(w_even, ev.reshape(h + 1, n * npix), out=out_even)
-            out_odd = coef[s_odd : s_odd + len(w_odd) * n].reshape(-1, n * npix)
-            np.matmul(w_odd, od.reshape(h, n * npix), out=out_odd)
+            np.copyto(ev_mid, mid)
+            np.matmul(w_even, ev_mat, out=out_even)
+            np.matmul(w_odd, od_mat, out=out_odd)
+    coef = work.coef
     np.abs(coef, out=coef)
     coef[dropped] = np.inf
-    per_pixel = cv2.transpose(coef) if dtype == np.float32 else np.ascontiguousarray(coef.T)
+    out = np.empty((work.npix, n_layers), dtype)
     # Non-negative IEEE floats order like their bit patterns read as signed integers, and numpy
-    # selects integers about a third faster than floats.
-    keys = per_pixel.view(np.int32 if dtype == np.float32 else np.int64)
-    keys.partition(n_layers - 1, axis=1)
-    return np.sort(keys[:, :n_layers], axis=1).view(dtype)
+    # selects integers about a third faster than floats. Blocks of pixels keep the transposed
+    # coefficients in cache for the selection.
+    int_type = np.int32 if dtype == np.float32 else np.int64
+    for p0 in range(0, work.npix, _SELECT_PIXELS):
+        block = coef[:, p0 : p0 + _SELECT_PIXELS]
+        per_pixel = cv2.transpose(block) if dtype == np.float32 else np.ascontiguousarray(block.T)
+        keys = per_pixel.view(int_type)
+        keys.partition(n_layers - 1, axis=1)
+        out[p0 : p0 + _SELECT_PIXELS] = np.sort(keys[:, :n_layers], axis=1).view(dtype)
+    return out
 
 
 class _OpenBLAS:
@@ -366,9 +418,13 @@ def _sorted_layers(grad, scales, n_layers, dtype, workers, stride=1):
     out = np.empty((gh, gw, n_layers), dtype)
 
     def run(batch):
+        works = {}  # this worker's buffers, per tile shape (the last row and column may be ragged)
         for r0, r1, c0, c1 in batch:
-            layers = _tile_layers(gp, pad, r0, r1, c0, c1, plans, dropped, n_layers, dtype, stride)
-            out[r0:r1, c0:c1] = layers.reshape(r1 - r0, c1 - c0, n_layers)
+            shape = (r1 - r0, c1 - c0)
+            if shape not in works:
+                works[shape] = _TileWork(plans, *shape, stride, dtype)
+            layers = _tile_layers(works[shape], gp, pad, r0, c0, dropped, n_layers, dtype, stride)
+            out[r0:r1, c0:c1] = layers.reshape(*shape, n_layers)
 
     workers = max(1, min(workers, len(tiles)))
     with _OpenBLAS.single_threaded():
@@ -420,8 +476,9 @@ def hifst_sharpness(
     precision : {"float32", "float64"}
         Arithmetic of the transform stage. float32 (default) agrees with float64 to ~1e-3 in ``T``.
     workers : int, optional
-        Threads for the transform stage (default: the available cores, at most 8). Results do not
-        depend on it. While the transform runs, numpy's OpenBLAS is set to one thread
+        Threads for the transform, the entropy filter and the layer pooling (default:
+        :func:`baselines.interface.thread_budget`, ``$BLURMAP_THREADS`` or the available cores, at
+        most 8). Results do not depend on it. While the transform runs, numpy's OpenBLAS is set to one thread
         process-wide (see :class:`_OpenBLAS`).
     return_intermediates : bool
         Also return ``T`` (max over normalised layers) and ``D`` (entropy-weighted ``T``).
@@ -485,7 +542,7 @@ def hifst_sharpness(
     stride = int(stride)
     dtype = np.float32 if precision == "float32" else np.float64
     if workers is None:
-        workers = _available_cores()
+        workers = thread_budget(cap=8)
 
     grey, grad = _front_end(rgb)
     layers = _sorted_layers(grad, scales, int(n_layers), dtype, int(workers), stride)
@@ -497,15 +554,18 @@ def hifst_sharpness(
     span = flat.max(axis=0) - lo
     scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
     t_map = np.empty(flat.shape[0], np.float64)
-    for p0 in range(0, flat.shape[0], 16384):
+
+    def max_pool(p0: int) -> None:
         block = flat[p0 : p0 + 16384] - lo
         block *= scale
         t_map[p0 : p0 + 16384] = block.max(axis=1)
+
+    _run_parallel(workers, max_pool, list(range(0, flat.shape[0], 16384)))
     t_map = t_map.reshape(grid)
     del layers, flat
 
     t_hat = _mat2gray(t_map)
-    entropy = local_entropy(_round_half_up(t_hat * 255.0).astype(np.uint8), entropy_size)
+    entropy = local_entropy(_round_half_up(t_hat * 255.0).astype(np.uint8), entropy_size, workers)
     d_map = entropy * t_hat
 
     guide = _mat2gray(grey)
@@ -520,14 +580,6 @@ def hifst_sharpness(
     if return_intermediates:
         return final, t_map.astype(np.float32), d_map.astype(np.float32)
     return final
-
-
-def _available_cores() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
 
 
 class HiFST(Detector):

@@ -13,17 +13,16 @@ the alpha-channel motion/defocus classification (Section 3.2) is not part of thi
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .interface import Detector, rgb_to_grey
+from .interface import Detector, rgb_to_grey, thread_budget
 
 __all__ = ["Su11SVD", "singular_value_feature", "su11_svd"]
 
 #: Windows per LAPACK batch: keeps each batch of Gram matrices (8 * window**2 bytes each) small.
-_CHUNK = 8192
+_CHUNK = 4096
 #: Maps whose range is below this are not min-max normalised: beta_1 carries a numerical noise of
 #: about 1e-7 (constant windows), which normalisation would blow up to the full [0, 1] range.
 _FLAT = 1e-6
@@ -57,9 +56,37 @@ def _gram_rows(padded: np.ndarray, window: int, rows: slice, width: int) -> np.n
     return gram
 
 
-def _betas_from_gram(gram: np.ndarray, k: int) -> np.ndarray:
+#: Use PyTorch's LAPACK (MKL in the x86 wheels) for the eigenvalues when torch is installed; about
+#: a fifth faster than numpy's OpenBLAS LAPACK on these 20 x 20 problems. Same algorithm (syevd).
+_USE_TORCH = True
+_torch_module = None
+
+
+def _torch():
+    """``torch`` if installed (imported on first use, so ``baselines`` imports without it), else None."""
+    global _torch_module
+    if _torch_module is None:
+        try:
+            import torch
+        except ImportError:
+            torch = False
+        _torch_module = torch
+    return _torch_module or None
+
+
+def _eigvalsh_lower(gram: np.ndarray, torch=None) -> np.ndarray:
+    """Ascending eigenvalues of stacked symmetric matrices given by their lower triangles (float64).
+
+    LAPACK ``syevd`` through ``torch`` when given (the module), else through numpy.
+    """
+    if torch is not None:
+        return torch.linalg.eigvalsh(torch.from_numpy(gram), UPLO="L").numpy()
+    return np.linalg.eigvalsh(gram, UPLO="L")
+
+
+def _betas_from_gram(gram: np.ndarray, k: int, torch=None) -> np.ndarray:
     """``sum(top k singular values) / sum(all)`` from stacked Gram matrices (lower triangles)."""
-    eig = np.linalg.eigvalsh(gram, UPLO="L")  # ascending
+    eig = _eigvalsh_lower(gram, torch)  # ascending
     sv = np.sqrt(np.maximum(eig, 0.0))
     total = sv.sum(axis=-1)
     top = sv[..., -k:].sum(axis=-1)
@@ -101,9 +128,11 @@ def singular_value_feature(
     .. math:: \\beta_1 = \\sum_{i=1}^{k} \\lambda_i \\Big/ \\sum_{i=1}^{n} \\lambda_i .
 
     They are computed as :math:`\\lambda_i = \\sqrt{\\mu_i}`, :math:`\\mu_i` the eigenvalues of
-    the Gram matrix :math:`W^T W` (batched LAPACK ``syevd`` in float64). The Gram matrices of all
-    windows are built from ``window`` running sums of column products instead of ``window**3``
-    multiplications per pixel. A rank-one window (e.g. a constant one) has
+    the Gram matrix :math:`W^T W` (batched LAPACK ``syevd`` in float64: PyTorch's LAPACK, MKL in
+    its x86 wheels, when torch is installed, else numpy's; both agree to ~1e-13, MKL is about a
+    fifth faster on 20 x 20 matrices). The Gram matrices of all windows are built from ``window``
+    running sums of column products instead of ``window**3`` multiplications per pixel. A rank-one
+    window (e.g. a constant one) has
     :math:`\\beta_1 = 1`; an all-zero window has no singular value mass and is given the
     limit of constant windows, :math:`\\beta_1 = 1` (``svf.m`` returns NaN there).
     """
@@ -128,13 +157,15 @@ def singular_value_feature(
     chunks = [slice(r, min(h, r + rows_per_chunk)) for r in range(0, h, rows_per_chunk)]
     out = np.empty((h, w), dtype=np.float64)
 
+    torch = _torch() if _USE_TORCH else None  # imported here, before the worker threads start
+
     def work(rows: slice) -> None:
         gram = _gram_rows(padded, window, rows, w)
-        out[rows] = _betas_from_gram(gram, k)
+        out[rows] = _betas_from_gram(gram, k, torch)
 
-    workers = min(len(chunks), max(1, min(4, os.cpu_count() or 1)))
+    workers = min(len(chunks), thread_budget(cap=4))
     if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:  # LAPACK releases the GIL
+        with ThreadPoolExecutor(workers) as pool:  # LAPACK (numpy's or torch's) releases the GIL
             list(pool.map(work, chunks))
     else:
         for rows in chunks:

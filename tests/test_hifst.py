@@ -195,6 +195,11 @@ def test_entropy_filter_matches_direct_histograms(rng):
     np.testing.assert_allclose(local_entropy(u8, 5), _entropy_direct(u8, 5), atol=1e-12)
 
 
+def test_entropy_filter_threads_do_not_change_results(rng):
+    u8 = (rng.random((40, 57)) * 60).astype(np.uint8)
+    np.testing.assert_array_equal(local_entropy(u8, 7, workers=2), local_entropy(u8, 7, workers=1))
+
+
 def test_entropy_filter_known_values():
     assert np.all(local_entropy(np.full((10, 10), 7, np.uint8)) == 0)
     checker = (np.indices((15, 15)).sum(axis=0) % 2).astype(np.uint8)

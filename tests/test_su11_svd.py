@@ -31,6 +31,23 @@ def test_matches_per_window_svd(rng, k, window, padding):
     np.testing.assert_allclose(fast, _brute_force(x, k, window, padding), atol=1e-7)
 
 
+def test_torch_and_numpy_lapack_agree(rng, monkeypatch):
+    """The eigenvalues come from torch's LAPACK (MKL) when torch is installed, else from numpy's."""
+    torch = pytest.importorskip("torch")
+    from baselines import su11_svd as mod
+
+    x = rng.random((30, 41))
+    x[5:25, 5:25] = 0.5  # constant windows: rank one, eigenvalues at the rounding level
+    padded = np.pad(x, ((10, 9), (10, 9)), mode="reflect")
+    gram = mod._gram_rows(padded, 20, slice(0, 30), 41)
+    np.testing.assert_allclose(
+        mod._eigvalsh_lower(gram, torch), mod._eigvalsh_lower(gram, None), rtol=0, atol=1e-12 * gram.max()
+    )
+    with_torch = singular_value_feature(x)
+    monkeypatch.setattr(mod, "_USE_TORCH", False)
+    np.testing.assert_allclose(singular_value_feature(x), with_torch, atol=1e-10)
+
+
 def test_constant_and_zero_windows_are_fully_blurred():
     """A constant window has rank 1 (beta = 1); an all-zero window is defined as 1 too."""
     const = np.full((40, 40), 0.37)
