@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._defocus import canny_matlab, gradient_ratio
-from .interface import Detector, rgb_to_grey
+from .interface import Detector, mat2gray, rgb_to_grey
 
 __all__ = ["Chen16", "Chen16Result", "chen16_defocus", "superpixel_propagation"]
 
@@ -230,8 +230,7 @@ def chen16_defocus(
         return Chen16Result(sparse, labels, seeds, np.zeros(grey.shape))
     values = superpixel_propagation(img, labels, seeds, beta=beta, alpha=alpha)
     depth = values[labels]
-    lo, hi = float(depth.min()), float(depth.max())
-    full = (depth - lo) / (hi - lo) if hi > lo else np.zeros_like(depth)
+    full = mat2gray(depth)
     return Chen16Result(sparse, labels, seeds, full)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .interface import Detector, rgb_to_grey
+from .interface import Detector, mat2gray, rgb_to_grey
 
 __all__ = ["GradientEnergy", "gradient_energy"]
 
@@ -50,10 +50,7 @@ def gradient_energy(rgb: np.ndarray, *, sigma: float = 1.0, window: int = 15, ep
     gy = ndimage.gaussian_filter(grey, sigma, order=(1, 0), mode="reflect")
     energy = ndimage.uniform_filter(gx * gx + gy * gy, size=window, mode="reflect")
     log_e = np.log(eps + np.maximum(energy, 0.0))
-    lo, hi = float(log_e.min()), float(log_e.max())
-    if hi - lo < 1e-12:
-        return np.full(grey.shape, 0.5, dtype=np.float32)
-    return (1.0 - (log_e - lo) / (hi - lo)).astype(np.float32)
+    return (1.0 - mat2gray(log_e, flat=0.5, tol=1e-12)).astype(np.float32)
 
 
 class GradientEnergy(Detector):

@@ -33,7 +33,7 @@ from ._patches import (
     upsample_grid,
     valid_box_sum,
 )
-from .interface import Detector, rgb_to_grey
+from .interface import Detector, mat2gray, rgb_to_grey
 
 __all__ = [
     "GradientStats",
@@ -366,10 +366,7 @@ def gradient_stats(
         f = np.log(np.nan_to_num(f, nan=0.0) + 1e-6)
     else:
         f = local_kurtosis(grey, patch)
-    lo, hi = float(f.min()), float(f.max())
-    if hi - lo < 1e-12:
-        return np.full(grey.shape, 0.5, dtype=np.float32)
-    return ((hi - f) / (hi - lo)).astype(np.float32)
+    return (1.0 - mat2gray(f, flat=0.5, tol=1e-12)).astype(np.float32)
 
 
 class GradientStats(Detector):

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from scipy.fft import dct
 
-from .interface import Detector, as_rgb_float, thread_budget
+from .interface import Detector, as_rgb_float, mat2gray, thread_budget
 
 __all__ = ["HiFST", "hifst_sharpness", "high_frequency_mask", "local_entropy", "recursive_filter"]
 
@@ -96,13 +96,6 @@ def _front_end(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE)
     return grey, np.hypot(gx, gy)
 
-
-def _mat2gray(x: np.ndarray) -> np.ndarray:
-    """MATLAB ``mat2gray``: min-max scaling to [0, 1]; a constant array maps to 0."""
-    lo, hi = float(x.min()), float(x.max())
-    if not hi > lo:
-        return np.zeros_like(x)
-    return (x - lo) / (hi - lo)
 
 
 def local_entropy(u8: np.ndarray, size: int = 7, workers: int = 1) -> np.ndarray:
@@ -564,11 +557,11 @@ def hifst_sharpness(
     t_map = t_map.reshape(grid)
     del layers, flat
 
-    t_hat = _mat2gray(t_map)
+    t_hat = mat2gray(t_map)
     entropy = local_entropy(_round_half_up(t_hat * 255.0).astype(np.uint8), entropy_size, workers)
     d_map = entropy * t_hat
 
-    guide = _mat2gray(grey)
+    guide = mat2gray(grey)
     if grid != guide.shape:
         guide = cv2.resize(guide, grid[::-1], interpolation=cv2.INTER_AREA)
     taps = _gauss_taps(1.0, 3)
@@ -597,4 +590,4 @@ class HiFST(Detector):
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:
         final = hifst_sharpness(rgb, **self.settings)
-        return (1.0 - _mat2gray(final.astype(np.float64))).astype(np.float32)
+        return (1.0 - mat2gray(final.astype(np.float64))).astype(np.float32)

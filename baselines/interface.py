@@ -28,6 +28,7 @@ __all__ = [
     "MIN_SIDE",
     "as_rgb_float",
     "finish_map",
+    "mat2gray",
     "read_image",
     "rgb_to_grey",
     "thread_budget",
@@ -157,6 +158,21 @@ def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., :3].astype(np.float64) @ weights).astype(
         rgb.dtype if np.issubdtype(rgb.dtype, np.floating) else np.float64
     )
+
+
+def mat2gray(x: np.ndarray, *, flat: float = 0.0, tol: float = 0.0) -> np.ndarray:
+    """MATLAB's ``mat2gray``: ``(x - min) / (max - min)`` over the whole array.
+
+    Where ``max - min <= tol`` (a constant map) every value becomes ``flat`` (MATLAB: 0).
+    Keeps the input's floating dtype (float64 for integer input).
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    if not hi - lo > tol:
+        return np.full_like(x, flat)
+    return (x - lo) / (hi - lo)
 
 
 def finish_map(score: Any, shape: Sequence[int], *, name: str = "detector") -> np.ndarray:

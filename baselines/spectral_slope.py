@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._patches import check_patch, ensure_size, pad_valid, sample_grid, upsample_grid, valid_box_sum
-from .interface import Detector, rgb_to_grey
+from .interface import Detector, mat2gray, rgb_to_grey
 
 __all__ = [
     "SpectralSlope",
@@ -452,10 +452,7 @@ def spectral_slope(rgb: np.ndarray, *, patch: int = 15, method: str = "shi14", s
         alpha = power_spectrum_slope(grey, patch)
         a0 = global_power_spectrum_slope(grey)
         q = (alpha - a0) / a0 if a0 > 0 else alpha
-    lo, hi = float(q.min()), float(q.max())
-    if hi - lo < 1e-12:
-        return np.full(grey.shape, 0.5, dtype=np.float32)
-    return ((q - lo) / (hi - lo)).astype(np.float32)
+    return mat2gray(q, flat=0.5, tol=1e-12).astype(np.float32)
 
 
 class SpectralSlope(Detector):
