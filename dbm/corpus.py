@@ -13,7 +13,8 @@ source photos, chosen by a hash of their identity) for evaluation with
 ``python -m evaluation.run --data CORPUS/heldout``.
 
 Everything is deterministic given ``--seed``. No CUHK file is used unless ``--cuhk-masks DIR``
-points at CUHK-style masks to borrow region *shapes* from (off by default).
+points at CUHK-style masks to borrow region *shapes* from (off by default; ``--exclude-photos DIR``
+drops the masks of the photos in ``DIR``, e.g. those kept for evaluation).
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
-__all__ = ["SOURCES", "Source", "build_corpus", "fetch_photos", "is_sharp_photo", "main"]
+__all__ = ["SOURCES", "Source", "borrowed_mask", "build_corpus", "fetch_photos", "is_sharp_photo", "main"]
 
 MIN_SIDE = 400
 WORK_SIDE = 640  # photos are resized so the longer side is this (CUHK photos are 640 px wide)
@@ -313,6 +315,8 @@ def build_corpus(
     heldout_per_photo: int = 3,
     seed: int = 0,
     cuhk_masks: Path | None = None,
+    cuhk_fraction: float = 0.5,
+    exclude_stems: Iterable[str] = (),
     log=print,
 ) -> dict:
     """Synthesise the corpus from ``photos_dir`` (the output of :func:`fetch_photos`).
@@ -320,12 +324,23 @@ def build_corpus(
     Each training photo yields ``per_photo`` pairs with different random crops, masks and blurs;
     held-out photos (``heldout_fraction`` of them, by hash of their id) yield
     ``heldout_per_photo`` pairs into ``out/heldout``. Returns counts.
+
+    With ``cuhk_masks`` (a folder of CUHK-style masks, 255 = blurred), a share ``cuhk_fraction``
+    of the pairs takes its region shape from one of those masks instead of the synthetic
+    generator (:func:`borrowed_mask`). Masks whose stem is in ``exclude_stems`` (compared without
+    case, e.g. the photos kept for evaluation) are never read, and the masks are split between
+    training and held-out pairs by a hash of their stem, like the photos.
     """
     from .synth import BlurSpec, synthesize_partial_blur
 
     records = [json.loads(line) for line in open(photos_dir / "photos.jsonl")]
     records = [r for r in records if r.get("kept")]
-    masks = sorted(cuhk_masks.glob("*.png")) if cuhk_masks else []
+    excluded = {s.lower() for s in exclude_stems}
+    masks = [m for m in sorted(cuhk_masks.glob("*.png")) if m.stem.lower() not in excluded] if cuhk_masks else []
+    mask_pool = {"train": [m for m in masks if not _heldout(m.stem, heldout_fraction)],
+                 "heldout": [m for m in masks if _heldout(m.stem, heldout_fraction)]}
+    if masks and not (mask_pool["train"] and mask_pool["heldout"]):
+        mask_pool = {"train": masks, "heldout": masks}  # too few masks to split
     counts = {"train": 0, "heldout": 0, "train_photos": 0, "heldout_photos": 0}
     index = {"train": [], "heldout": []}
     for split in ("train", "heldout"):
@@ -344,18 +359,17 @@ def build_corpus(
             disparity = _disparity_for(rec, full.shape[:2])
             if disparity is not None:
                 disparity = _same_view(disparity, full.shape[:2], rgb.shape[:2], rng_state=None)
-            mask = None
-            if masks and rng.random() < 0.5:
-                m = cv2.imread(str(masks[int(rng.integers(len(masks)))]), cv2.IMREAD_GRAYSCALE)
-                mask = cv2.resize(m, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST) > 127
+            mask, blur, borrowed = None, None, {}
+            if masks and rng.random() < cuhk_fraction:
+                mask, blur, borrowed = borrowed_mask(mask_pool[split], rgb, rng, spec.p_snap)
             use_disp = disparity if (disparity is not None and rng.random() < 0.7) else None
-            img, m, info = synthesize_partial_blur(rgb, rng, spec, mask=mask, disparity=use_disp)
+            img, m, info = synthesize_partial_blur(rgb, rng, spec, mask=mask, disparity=use_disp, blur=blur)
             counts[split] += 1
             name = f"synth{counts[split]:05d}"
             cv2.imwrite(str(out / split / "image" / f"{name}.jpg"), np.round(img[..., ::-1] * 255).astype(np.uint8),
                         [cv2.IMWRITE_JPEG_QUALITY, 97])
             cv2.imwrite(str(out / split / "gt" / f"{name}.png"), (m * 255).astype(np.uint8))
-            index[split].append({"name": name, "photo": rec["id"], **info})
+            index[split].append({"name": name, "photo": rec["id"], **borrowed, **info})
         if (k + 1) % 20 == 0:
             log(f"{k + 1}/{len(records)} photos, {counts['train']} train + {counts['heldout']} held-out pairs")
     for split in ("train", "heldout"):
@@ -365,8 +379,56 @@ def build_corpus(
     with open(out / "corpus.json", "w") as f:
         json.dump({"seed": seed, "per_photo": per_photo, "heldout_fraction": heldout_fraction,
                    "heldout_per_photo": heldout_per_photo, "cuhk_masks": str(cuhk_masks) if cuhk_masks else None,
+                   "cuhk_fraction": cuhk_fraction if masks else 0.0, "cuhk_masks_used": {k: len(v) for k, v in mask_pool.items()},
+                   "excluded_stems": sorted(excluded),
                    "spec": spec.__dict__ | {"mask_kinds": None}, **counts}, f, indent=1, default=list)
     return counts
+
+
+def borrowed_mask(pool: list[Path], rgb: np.ndarray, rng: np.random.Generator, p_snap: float = 0.6) -> tuple[np.ndarray, str | None, dict]:
+    """A region shape from a real blur mask, fitted to the view ``rgb``.
+
+    A mask of the view's orientation (landscape/portrait) is drawn from ``pool``, flipped left-right
+    with probability 1/2, resized to the view (nearest neighbour) and, with probability ``p_snap``,
+    snapped to the view's superpixels (:func:`dbm.synth.snap_mask_to_segments`) so that its
+    boundary follows the edges of the new photo. The kind of blur of the mask's own photo, when its
+    name says it (``motion*`` / ``out_of_focus*``, as in CUHK), is returned so the synthetic blur
+    can follow it.
+
+    Returns
+    -------
+    (numpy.ndarray, str or None, dict)
+        bool mask (True = blurred), ``"motion"``/``"defocus"``/None, and a record of the draw.
+    """
+    from .synth import snap_mask_to_segments
+
+    h, w = rgb.shape[:2]
+    same = [p for p in pool if _orientation(p) == (h >= w)]
+    path = (same or pool)[int(rng.integers(len(same or pool)))]
+    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise ValueError(f"{path}: not a readable mask")
+    if rng.random() < 0.5:
+        m = m[:, ::-1]
+    mask = cv2.resize(np.ascontiguousarray(m), (w, h), interpolation=cv2.INTER_NEAREST) > 127
+    info = {"mask_from": path.stem}
+    if 0 < mask.mean() < 1 and rng.random() < p_snap:
+        mask = snap_mask_to_segments(mask, rgb, n_segments=int(rng.integers(150, 700)))
+        info["snapped"] = True
+    stem = path.stem.lower()
+    blur = "motion" if stem.startswith("motion") else "defocus" if stem.startswith("out_of_focus") else None
+    return mask, blur, info
+
+
+def _orientation(path: Path) -> bool:
+    """True when the mask at ``path`` is portrait (or square)."""
+    return _is_portrait(str(path))
+
+
+@lru_cache(maxsize=None)
+def _is_portrait(path: str) -> bool:
+    m = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    return m is not None and m.shape[0] >= m.shape[1]
 
 
 def _random_view(full: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -405,7 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--heldout-per-photo", type=int, default=3)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--cuhk-masks", type=Path, default=None,
-                   help="optional folder of CUHK-style masks whose shapes are borrowed for half of the pairs")
+                   help="optional folder of CUHK-style masks (255 = blurred) whose shapes are borrowed")
+    b.add_argument("--cuhk-fraction", type=float, default=0.5, help="share of the pairs that borrow a mask shape")
+    b.add_argument("--exclude-photos", type=Path, action="append", default=[],
+                   help="folder of photos (e.g. the evaluation photos) whose stems' masks are never used; repeatable")
     args = parser.parse_args(argv)
     if args.cmd == "fetch":
         sources = SOURCES
@@ -415,8 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         records = fetch_photos(args.cache, args.out, sources)
         print(f"{sum(r.get('kept', False) for r in records)} photos kept of {len(records)} candidates -> {args.out}")
     else:
+        exclude = [p.stem for folder in args.exclude_photos for p in sorted(folder.iterdir()) if p.is_file()]
+        if args.exclude_photos and not exclude:
+            parser.error(f"--exclude-photos {' '.join(map(str, args.exclude_photos))}: no files there")
         counts = build_corpus(args.photos, args.out, per_photo=args.per_photo, heldout_fraction=args.heldout_fraction,
-                              heldout_per_photo=args.heldout_per_photo, seed=args.seed, cuhk_masks=args.cuhk_masks)
+                              heldout_per_photo=args.heldout_per_photo, seed=args.seed, cuhk_masks=args.cuhk_masks,
+                              cuhk_fraction=args.cuhk_fraction, exclude_stems=exclude)
         print(json.dumps(counts))
     return 0
 

@@ -53,6 +53,7 @@ __all__ = [
     "VGG_STAGES",
     "build_model",
     "count_parameters",
+    "quantize_int8",
 ]
 
 #: Per-channel mean (B, G, R) of the Caffe VGG16/HED models, on the 0-255 scale.
@@ -317,3 +318,118 @@ def load_weights(path, map_location: str | torch.device = "cpu") -> tuple[DBMNet
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model.eval()
     return model, dict(blob.get("meta", {}))
+
+
+# ----------------------------------------------------------------------------------------------
+# int8 inference
+# ----------------------------------------------------------------------------------------------
+#: Quantized engine of the int8 path (oneDNN/FBGEMM kernels for x86 CPUs, AVX2 or better).
+INT8_BACKEND = "x86"
+
+
+class QuantizedDBM(nn.Module):
+    """A plain DBM network with an int8 trunk, for fast CPU inference (eager-mode static quantization).
+
+    The Caffe input normalisation runs in float32, the VGG16 trunk in int8 (each 3x3 convolution
+    fused with its ReLU; weights quantized per output channel, symmetric; activations per tensor,
+    7-bit range, the ``x86`` default of :mod:`torch.ao.quantization`; max pooling on the quantized
+    tensors), and the 1x1 score layer, the bilinear upsampling and everything after in float32.
+    Build it with :func:`quantize_int8`; ``forward`` returns logits like :class:`DBMNet`.
+    """
+
+    def __init__(self, net: DBMNet) -> None:
+        super().__init__()
+        import copy
+
+        from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules
+
+        if net.variant != "plain":
+            raise ValueError(f"int8 inference supports the plain variant only, not {net.variant!r}")
+        self.input = CaffeInput()
+        self.quant = QuantStub()
+        self.trunk = copy.deepcopy(net.trunk).eval()
+        self.dequant = DeQuantStub()
+        self.score = copy.deepcopy(net.score).eval()
+        for stage in self.trunk.stages:
+            fuse_modules(stage, [[str(i), str(i + 1)] for i in range(0, len(stage), 2)], inplace=True)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        size = rgb.shape[-2:]
+        x = self.quant(self.input(rgb).contiguous(memory_format=torch.channels_last))
+        x = self.trunk(x)[-1]
+        return _up(self.score(self.dequant(x)), size)
+
+    def observers(self) -> dict[str, nn.Module]:
+        """Activation observers by the name of the module they watch (before :meth:`convert`)."""
+        from torch.ao.quantization import ObserverBase
+
+        suffix = ".activation_post_process"
+        return {name[: -len(suffix)]: mod for name, mod in self.named_modules()
+                if isinstance(mod, ObserverBase) and name.endswith(suffix)}
+
+
+def quantize_int8(
+    net: DBMNet,
+    calibration=None,
+    qparams: dict | None = None,
+    backend: str = INT8_BACKEND,
+) -> tuple[QuantizedDBM, dict]:
+    """Post-training static int8 quantization of a plain DBM network.
+
+    Parameters
+    ----------
+    net : DBMNet
+        A trained plain network (any depth); it is not modified.
+    calibration : iterable of torch.Tensor, optional
+        RGB batches ``B x 3 x H x W`` in ``[0, 1]`` run through the network to calibrate the
+        activation ranges (histogram observers).
+    qparams : dict, optional
+        Activation quantization parameters returned by an earlier call (``{module: [scale,
+        zero_point, quant_min, quant_max]}``), e.g. stored in a weight file's ``meta["int8"]``;
+        no calibration data are needed then. Give exactly one of ``calibration`` and ``qparams``.
+    backend : str
+        Quantized engine; set globally (``torch.backends.quantized.engine``) by this call.
+
+    Returns
+    -------
+    (QuantizedDBM, dict)
+        The converted network (eval mode, CPU) and its activation ``qparams``.
+    """
+    import warnings
+
+    import torch.ao.quantization as tq
+    from torch.ao.quantization.observer import FixedQParamsObserver
+
+    if (calibration is None) == (qparams is None):
+        raise ValueError("give either calibration images or stored qparams")
+    if backend not in torch.backends.quantized.supported_engines:
+        raise ValueError(f"quantized engine {backend!r} is not available here "
+                         f"(available: {', '.join(torch.backends.quantized.supported_engines)})")
+    torch.backends.quantized.engine = backend
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's notice that eager quantization moves to torchao
+        model = QuantizedDBM(net.cpu()).eval()
+        model.qconfig = tq.get_default_qconfig(backend)
+        model.score.qconfig = None
+        model.input.qconfig = None
+        tq.prepare(model, inplace=True)
+        observers = model.observers()
+        if calibration is not None:
+            with torch.inference_mode():
+                for x in calibration:
+                    model(x.float())
+            qparams = {}
+            for name, obs in observers.items():
+                scale, zero_point = obs.calculate_qparams()
+                qparams[name] = [float(scale), int(zero_point), int(obs.quant_min), int(obs.quant_max)]
+        else:
+            missing = sorted(set(observers) - set(qparams))
+            if missing:
+                raise ValueError(f"qparams lack {', '.join(missing)}")
+            for name in observers:
+                scale, zero_point, qmin, qmax = qparams[name]
+                owner = model.get_submodule(name)
+                owner.activation_post_process = FixedQParamsObserver(float(scale), int(zero_point),
+                                                                     quant_min=int(qmin), quant_max=int(qmax))
+        tq.convert(model, inplace=True)
+    return model.eval(), {k: list(v) for k, v in qparams.items()}

@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="dbm", choices=sorted(DETECTORS), help="network (default: shipped DBM)")
     parser.add_argument("--weights", default=None, help="weight file from python -m dbm.train")
     parser.add_argument("--size", type=int, default=None, help="network input side (0: photo size; default: from the weights)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                        help="arithmetic: fp32 (default), bf16 autocast, or int8 (CPU; needs a weight file calibrated by "
+                             "python -m dbm.quantize, as the shipped one is)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--quiet", action="store_true")

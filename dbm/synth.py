@@ -423,6 +423,7 @@ def synthesize_partial_blur(
     spec: BlurSpec | None = None,
     mask: np.ndarray | None = None,
     disparity: np.ndarray | None = None,
+    blur: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Blur regions of a sharp photo; return the photo, its blur mask and what was done.
 
@@ -438,6 +439,10 @@ def synthesize_partial_blur(
     disparity : numpy.ndarray, optional
         A real disparity map: defocus then follows it (:func:`defocus_from_disparity`) with the
         focal plane at the median disparity of the mask's sharp part.
+    blur : {None, "motion", "defocus"}
+        Force the kind of blur of the blurred layer (e.g. that of the photo a borrowed mask was
+        drawn on); ``None`` draws motion with probability ``spec.p_motion``. A real disparity
+        map (defocus) takes precedence.
 
     Returns
     -------
@@ -445,6 +450,8 @@ def synthesize_partial_blur(
         Blurred photo (float32), mask (bool, True = blurred: where the blur radius is at least
         1.5 px), and a dict describing the draw.
     """
+    if blur not in (None, "motion", "defocus"):
+        raise ValueError(f"blur must be None, 'motion' or 'defocus', got {blur!r}")
     spec = spec or BlurSpec()
     h, w = rgb.shape[:2]
     info: dict = {}
@@ -465,7 +472,8 @@ def synthesize_partial_blur(
         info.update(blur="depth_defocus", radius=r_max)
     elif mask.any():
         sharp_layer = ~mask
-        if rng.random() < spec.p_motion:
+        draw = rng.random()  # drawn even when forced, so forcing changes nothing else in the draw
+        if blur == "motion" or (blur is None and draw < spec.p_motion):
             length = rng.uniform(*spec.motion_length)
             psf = motion_psf(length, rng.uniform(0, 180)) if rng.random() < 0.7 else shake_psf(length, rng)
             info.update(blur="motion", length=float(length))

@@ -14,6 +14,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from . import suite_dbm_loaded
+
 __all__ = ["METHODS", "MethodSpec", "UnknownMethodError", "get_detector", "load_class", "resolve_methods"]
 
 
@@ -60,6 +62,7 @@ METHODS: dict[str, MethodSpec] = {
     "gradient_energy": MethodSpec("baselines.gradient_energy:GradientEnergy", "log local gradient energy (not a paper row)"),
     "gradient_stats": MethodSpec("baselines.gradient_stats:GradientStats", "local gradient histogram span (Liu08/Shi14 feature; not a paper row)"),
     "spectral_slope": MethodSpec("baselines.spectral_slope:SpectralSlope", "local power spectrum slope (Liu08/Shi14 feature; not a paper row)"),
+    "dbm_int8": MethodSpec("dbm.detector:DBMInt8", "DBM Configuration V, shipped weights, int8 trunk on the CPU (about 2x faster, same network)", in_all=False, needs_torch=True),
     # DBM configurations (Table II) and variants (Table IV): need weights=PATH from dbm.train ------
     "dbm_config_i": MethodSpec("dbm.detector:DBMConfigI", "DBM Configuration I (conv1_2), Table II; needs weights=PATH", in_all=False, needs_torch=True),
     "dbm_config_ii": MethodSpec("dbm.detector:DBMConfigII", "DBM Configuration II (conv2_2), Table II; needs weights=PATH", in_all=False, needs_torch=True),
@@ -93,7 +96,15 @@ def load_class(name: str) -> type:
     except KeyError:
         raise _unknown(name, METHODS) from None
     module_name, _, attr = spec.target.partition(":")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if module_name.startswith("dbm.") and not suite_dbm_loaded():
+            raise ModuleNotFoundError(
+                f"method {name!r}: 'import dbm' found Python's standard-library dbm module, not this suite's "
+                "network package; import evaluation before anything imports dbm, or run from the repository folder"
+            ) from exc
+        raise
     return getattr(module, attr)
 
 

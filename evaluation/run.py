@@ -17,8 +17,8 @@ Precomputed maps (PNG or NPY, matched by file stem; ``:sharp`` when high values 
 
 Writes ``OUT/metrics.csv``, ``OUT/report.md``, ``OUT/per_image.csv``, ``OUT/pr_curves.png``,
 ``OUT/map_grid.png`` and, with ``--save-maps``, ``OUT/maps/METHOD/STEM.png`` (255 = blurred).
-Maps are cached in ``OUT/cache`` per method, settings and image: rerun an interrupted command
-to resume it.
+Maps are cached in ``OUT/cache`` (or ``--cache DIR``) per method, settings and image: rerun an
+interrupted command to resume it.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight file for a learned method, e.g. dbm=runs/odd/final.pt (repeatable); "
                    "the DBM configurations and variants (not in all) need one")
     p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder (default: ./blur_results)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="folder for cached maps, trained states and the demo data (default: OUT/cache)")
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/METHOD/STEM.png (255 = blurred)")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the images whose photos are present")
     p.add_argument("--workers", type=int, default=1, help="processes computing maps in parallel (CPU methods)")
@@ -180,7 +182,7 @@ def _has_any_photo(ds: Dataset, split: str) -> bool:
 def run(args: argparse.Namespace) -> list[MethodResult]:
     progress = _progress(args.quiet)
     out: Path = args.out
-    cache_root = out / "cache"
+    cache_root = args.cache or out / "cache"
     notes: list[str] = []
 
     maps = {}
@@ -265,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: maps computed so far are kept in {args.out / 'cache'}; "
+        print(f"\ninterrupted: maps computed so far are kept in {args.cache or args.out / 'cache'}; "
               "run the same command again to resume", file=sys.stderr)
         return 130
     except OSError as exc:

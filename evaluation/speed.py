@@ -98,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--out", type=Path, default=Path("blur_results"))
+    p.add_argument("--cache", type=Path, default=None, help="demo data and trained states (default: OUT/cache)")
     args = p.parse_args(argv)
     try:
         methods = resolve_methods(args.methods)
         from .demo import ensure_demo
 
-        cache = args.out / "cache"
+        cache = args.cache or args.out / "cache"
         ds = Dataset(args.data) if args.data else Dataset(ensure_demo(cache / "demo_data"), "synthetic demo")
         photos = _photos(ds, args.images)
         from tqdm.auto import tqdm

@@ -85,3 +85,14 @@ def test_shipped_dbm_tells_sharp_texture_from_its_blurred_copy():
     rgb[:, s // 2 :] = apply_psf(photo, disk_psf(6))[:, s // 2 :]
     out = det(rgb)
     assert out[:, int(0.6 * s) :].mean() > out[:, : int(0.4 * s)].mean() + 0.2
+
+
+def test_map_cache_key_follows_the_weight_file_content(tmp_path):
+    """Retrained weights at the same path must not reuse maps cached for the old ones."""
+    path = tmp_path / "w.pt"
+    keys = []
+    for seed in (0, 1, 0):
+        net = build_model("II", pretrained=False, seed=seed)
+        save_weights(net, path, {"input_size": 48})
+        keys.append(DETECTORS["dbm_config_ii"](weights=str(path)).cache_key())
+    assert keys[0] != keys[1] and keys[0] == keys[2]

@@ -126,3 +126,15 @@ def test_synth_does_not_import_torch():
 
     code = "import sys, dbm.synth, dbm; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("blur", ["motion", "defocus"])
+def test_synthesize_can_force_the_kind_of_blur(natural_rgb, blur):
+    mask = np.zeros(natural_rgb.shape[:2], bool)
+    mask[:, 80:] = True
+    for seed in range(4):
+        _, m, info = synth.synthesize_partial_blur(natural_rgb, np.random.default_rng(seed), mask=mask, blur=blur)
+        assert info["blur"] == blur
+        np.testing.assert_array_equal(m, mask)
+    with pytest.raises(ValueError, match="blur must be"):
+        synth.synthesize_partial_blur(natural_rgb, np.random.default_rng(0), mask=mask, blur="gaussian")

@@ -100,6 +100,14 @@ def test_interrupted_run_resumes(counting, demo_root, tmp_path, capsys):
     assert row["n_images"] == "10"
 
 
+def test_cache_folder_option(demo_root, tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "elsewhere"
+    assert run.main(["--data", str(demo_root), "--methods", "gradient_energy", "--out", str(out),
+                     "--cache", str(cache), "--quiet"]) == 0
+    assert not (out / "cache").exists()
+    assert len(list(cache.glob("gradient_energy/*/*.png"))) == 5
+
+
 def test_metrics_csv_keeps_other_methods(demo_root, tmp_path, counting):
     out = tmp_path / "out"
     base = ["--data", str(demo_root), "--out", str(out), "--quiet"]
@@ -212,3 +220,22 @@ def test_workers_give_identical_maps(demo_root, tmp_path):
     assert run.main(base + ["--out", str(two), "--workers", "2"]) == 0
     for p in sorted((one / "maps" / "gradient_energy").iterdir()):
         assert p.read_bytes() == (two / "maps" / "gradient_energy" / p.name).read_bytes()
+
+
+def test_suite_dbm_wins_over_the_standard_library_from_any_folder(tmp_path):
+    """Outside the repository, Python's own ``dbm`` comes first on sys.path; importing evaluation fixes that."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = subprocess.run([sys.executable, "-c", "import evaluation"], cwd=tmp_path, env=env, capture_output=True)
+    if probe.returncode:
+        pytest.skip("the suite is not installed (pip install -e .), so it cannot be imported outside the repository")
+    plain = "import dbm; print(dbm.__file__)"
+    out = subprocess.run([sys.executable, "-c", plain], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    ours = Path(run.__file__).resolve().parents[1] / "dbm" / "__init__.py"
+    assert Path(out.stdout.strip()).resolve() != ours  # the standard library's dbm: why evaluation steps in
+    code = ("import evaluation, dbm.synth, dbm, sys; assert evaluation.suite_dbm_loaded(), dbm.__file__; "
+            "from evaluation.registry import load_class; load_class('dbm'); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
