@@ -4,6 +4,8 @@
   methods turn into a defocus amount at edges.
 * :func:`canny_matlab`: a port of MATLAB's ``edge(I, 'canny', thresh, sigma)`` (both authors' code
   calls ``edge(rgb2gray(I), 'canny', 0.1, 1)``), written from the documented algorithm.
+* :func:`canny_octave`: the same call as GNU Octave's image package (2.14) computes it, which is
+  what produced the shared Zhuo11 reference edges.
 
 Not public API; import from :mod:`baselines.zhuo11` / :mod:`baselines.chen16` instead.
 """
@@ -13,9 +15,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
-__all__ = ["canny_matlab", "gaussian_gradient_magnitude", "gradient_ratio"]
+__all__ = ["canny_matlab", "canny_octave", "gaussian_gradient_magnitude", "gradient_ratio"]
 
 
 def _g1_kernels(sigma: float, half_width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,3 +205,138 @@ def canny_matlab(grey: np.ndarray, thresh: float = 0.1, sigma: float = 1.0, low_
     labels, _ = ndimage.label(edges, structure=np.ones((3, 3), dtype=bool))
     keep = np.unique(labels[strong])
     return np.isin(labels, keep[keep > 0])
+
+
+# --------------------------------------------------------------------------------------------
+# Octave-style Canny (image package 2.14)
+# --------------------------------------------------------------------------------------------
+
+
+def _octave_canny_gaussian(sigma: float) -> np.ndarray:
+    """Octave's ``fspecial("gaussian", [1, 8 * ceil(sigma)], sigma)``: an even-length kernel.
+
+    Samples at ``-(n-1)/2 .. (n-1)/2`` (half-integers), values below ``eps * max`` set to 0,
+    normalised to sum 1.
+    """
+    n = 8 * int(math.ceil(sigma))
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    g[g < np.finfo(np.float64).eps * g.max()] = 0.0
+    return g / g.sum()
+
+
+def canny_octave(grey: np.ndarray, thresh: float = 0.1, sigma: float = 1.0) -> np.ndarray:
+    """Canny edges as GNU Octave's ``edge(I, "canny", thresh, sigma)`` (image package 2.14) computes them.
+
+    Parameters
+    ----------
+    grey : numpy.ndarray
+        ``H x W`` float image (Octave is given ``rgb2gray`` of a ``[0, 1]`` image).
+    thresh : float
+        High hysteresis threshold relative to the maximum gradient magnitude; the low one is
+        ``0.4 * thresh``.
+    sigma : float
+        Scale of the smoothing Gaussian.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``H x W`` bool edge map (the one-pixel image border is never an edge).
+
+    Notes
+    -----
+    Octave's ``edge_canny`` (``edge.m``) and its compiled ``nonmax_suppress``:
+
+    1. **Smoothing** by ``fspecial("gaussian", [1, 8*ceil(sigma)], sigma)``, an *even-length*
+       (8 taps for sigma 1) normalised Gaussian sampled at half-integers, applied along rows then
+       columns by ``imfilter(..., "replicate")`` (correlation). For an even kernel Octave's
+       ``imfilter`` pads ``n/2 - 1`` pixels before and ``n/2`` after, so the smoothed image is
+       sampled half a pixel to the right and down of each pixel: every edge moves by up to half a
+       pixel compared with a centred filter.
+    2. **Gradient** by central differences ``[1 0 -1] / 2`` (again ``imfilter``, replicate
+       padding) in x and y; :math:`E_s = \\sqrt{J_x^2 + J_y^2} / \\max E_s`.
+    3. **Orientation** :math:`E_o = \\pi - \\operatorname{mod}(\\operatorname{atan2}(J_y, J_x) - \\pi, \\pi)`
+       in :math:`(0, \\pi]` (the gradient angle with the y axis pointing up), rounded to the
+       nearest of 0, 45, 90, 135 degrees (180 counts as 0; ties go to the smaller angle).
+    4. **Non-maximum suppression** without interpolation: an interior pixel survives when its
+       strength is *strictly* greater than both neighbours along the rounded direction
+       (0: left/right; 45: up-right/down-left; 90: up/down; 135: up-left/down-right).
+    5. **Hysteresis**, by a depth-first trace: start from the survivors above ``thresh`` and
+       repeatedly add, from each added pixel, the two neighbours *along the edge* (perpendicular
+       to its own rounded gradient direction, e.g. up/down for direction 0) that are survivors
+       above ``0.4 * thresh``. Connectivity is directed and limited to two neighbours, not the
+       8-connected components of the candidate map. Computed here as a breadth-first search over
+       the directed graph (:func:`scipy.sparse.csgraph.breadth_first_order`), which reaches the
+       same set.
+
+    Differences from MATLAB (:func:`canny_matlab`): MATLAB smooths with an odd, centred Gaussian
+    of half-width ``ceil(4 sigma)`` and differentiates with a derivative-of-Gaussian kernel
+    (Octave: an even, half-pixel-shifted Gaussian then plain central differences); MATLAB's
+    non-maximum suppression interpolates between the two neighbours in each of four sectors and
+    keeps ties (``>=``), Octave's rounds the direction to the nearest neighbour and requires
+    ``>``; MATLAB's hysteresis keeps whole 8-connected components of the candidates that touch
+    a strong pixel, Octave follows only the two along-edge neighbours of each pixel. Octave's
+    edges are therefore sparser (fewer 8-connected side branches) and shifted by up to half a
+    pixel.
+    """
+    img = np.asarray(grey, dtype=np.float64)
+    h, w = img.shape
+    gauss = _octave_canny_gaussian(sigma)
+    # Even kernel: origin -1 places it as Octave's imfilter does (n/2 - 1 taps before the pixel).
+    j = ndimage.correlate1d(img, gauss, axis=1, mode="nearest", origin=-1)
+    j = ndimage.correlate1d(j, gauss, axis=0, mode="nearest", origin=-1)
+    p = np.array([0.5, 0.0, -0.5])
+    jx = ndimage.correlate1d(j, p, axis=1, mode="nearest")
+    jy = ndimage.correlate1d(j, p, axis=0, mode="nearest")
+    es = np.sqrt(jx**2 + jy**2)
+    emax = es.max()
+    if emax > 0:
+        es /= emax
+    low, high = 0.4 * thresh, thresh
+    if h < 3 or w < 3:
+        return np.zeros((h, w), dtype=bool)
+    eo = np.pi - np.mod(np.arctan2(jy, jx) - np.pi, np.pi)
+
+    # Nearest of the four directions, Octave's distance: d = eo - a, minus pi when d > pi/2, |d|.
+    angles = np.array([0.0, 0.25, 0.5, 0.75]) * np.pi
+    dist = eo[None, 1:-1, 1:-1] - angles[:, None, None]
+    dist = np.abs(np.where(dist > 0.5 * np.pi, dist - np.pi, dist))
+    best = np.argmin(dist, axis=0)  # first minimum: ties to the smaller angle, as Octave's "<"
+
+    # Non-maximum suppression (interior pixels), neighbours (dy, dx) across the edge.
+    across = [((0, -1), (0, 1)), ((-1, 1), (1, -1)), ((-1, 0), (1, 0)), ((-1, -1), (1, 1))]
+
+    def nb(arr: np.ndarray, oy: int, ox: int) -> np.ndarray:
+        return arr[1 + oy : h - 1 + oy, 1 + ox : w - 1 + ox]
+
+    m = es[1:-1, 1:-1]
+    keep = np.zeros(m.shape, dtype=bool)
+    for k, ((ay, ax), (by, bx)) in enumerate(across):
+        keep |= (best == k) & (m > nb(es, ay, ax)) & (m > nb(es, by, bx))
+    strength = np.zeros((h, w))
+    strength[1:-1, 1:-1] = np.where(keep, m, 0.0)
+    direction = np.zeros((h, w), dtype=np.intp)
+    direction[1:-1, 1:-1] = best
+
+    seeds = np.flatnonzero(strength > high)
+    if seeds.size == 0:
+        return np.zeros((h, w), dtype=bool)
+    # Directed graph: each candidate links to the two along-edge neighbours of its own
+    # direction that are candidates (strength > low); node h*w is a source linked to the seeds.
+    along = np.array([[(-1, 0), (1, 0)], [(-1, -1), (1, 1)], [(0, -1), (0, 1)], [(-1, 1), (1, -1)]])
+    cand = strength > low
+    src = np.flatnonzero(cand | (strength > high))
+    sy, sx = np.divmod(src, w)
+    offs = along[direction.ravel()[src]]  # (n, 2, 2)
+    ty = sy[:, None] + offs[:, :, 0]
+    tx = sx[:, None] + offs[:, :, 1]
+    tgt = ty * w + tx  # candidates are interior, so the neighbours are inside the image
+    ok = cand.ravel()[tgt]
+    rows = np.concatenate([np.repeat(src, 2)[ok.ravel()], np.full(seeds.size, h * w)])
+    cols = np.concatenate([tgt.ravel()[ok.ravel()], seeds])
+    n = h * w + 1
+    graph = sparse.csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n, n))
+    reached = csgraph.breadth_first_order(graph, h * w, directed=True, return_predecessors=False)
+    out = np.zeros(n, dtype=bool)
+    out[reached] = True
+    return out[: h * w].reshape(h, w)

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from scipy.special import erf
 
-from baselines._defocus import canny_matlab, gradient_ratio
+from baselines._defocus import canny_matlab, canny_octave, gradient_ratio
 from baselines.zhuo11 import Zhuo11, sparse_bilateral_filter, sparse_defocus, zhuo11_defocus
 
 
@@ -146,3 +146,34 @@ def test_detector_maps_sigma_to_unit_range():
     assert abs(float(np.median(out)) - 1.5 / 3.0) < 0.05
     with pytest.raises(ValueError, match="solver"):
         Zhuo11(solver="magic")
+
+
+def test_canny_setting_is_checked_and_keys_the_cache():
+    rgb = _blurred_steps(1.5)
+    with pytest.raises(ValueError, match="canny must be one of"):
+        Zhuo11(canny="opencv")
+    with pytest.raises(ValueError, match="canny must be one of"):
+        zhuo11_defocus(rgb, canny="Octave")
+    assert Zhuo11().settings["canny"] == "matlab"
+    assert Zhuo11(canny="octave").cache_key() != Zhuo11().cache_key()
+
+
+def test_octave_canny_step_facts():
+    """Octave's Canny: one-pixel-thin edges, never on the border, nothing on a flat image,
+    invariant to contrast scaling; its even-length smoothing kernel samples the image half a
+    pixel to the right, so a step at x = 25.6 is found at column 25 (MATLAB-style: 26)."""
+    grey = _blurred_steps(1.0, shape=(40, 50), period=50, offset=0.6)[:, :, 0]  # step at x = 25.6
+    edges = canny_octave(grey)
+    assert list(np.nonzero(edges.any(axis=0))[0]) == [25]
+    assert list(np.nonzero(canny_matlab(grey).any(axis=0))[0]) == [26]
+    assert edges[1:-1, 25].all() and not edges[[0, -1]].any()
+    assert not canny_octave(np.full((20, 20), 0.3)).any()
+    rng = np.random.default_rng(5)
+    tex = ndimage.gaussian_filter(rng.random((48, 48)), 1.5)
+    np.testing.assert_array_equal(canny_octave(tex), canny_octave(3.0 * tex))
+    # Steps a quarter pixel right of pixel centres: both Cannys pick the same columns, so the
+    # whole pipeline gives the same sigma (on-centre steps sit on Octave's half-pixel ties).
+    rgb = _blurred_steps(1.5, offset=0.25)
+    oct_, mat = zhuo11_defocus(rgb, canny="octave"), zhuo11_defocus(rgb, canny="matlab")
+    assert np.array_equal(oct_.edges.any(axis=0), mat.edges.any(axis=0))
+    assert abs(np.median(oct_.full) - 1.5) < 0.1 * 1.5
