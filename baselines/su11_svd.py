@@ -9,6 +9,12 @@ At every pixel the singular values of the surrounding window are computed and th
 
 Only the blur-region part of the paper (its singular value feature, Section 3.1) is a blur map;
 the alpha-channel motion/defocus classification (Section 3.2) is not part of this detector.
+
+Speed: 1.06 s per 384 x 384 photo on 2 cores with the defaults (pytest-benchmark, best of 3;
+paper Table VI: 5.1 s; the third-party ``svf.m`` under Octave: 3.7 s), just over the suite's 1 s
+goal. The cost is 147,456 symmetric 20 x 20 eigenvalue problems (LAPACK ``syevd``, batched; MKL
+through torch when installed, 1.45 s with NumPy's LAPACK); float32 eigenvalues or batched SVDs
+of the windows were measured and are not faster enough to justify the lost precision.
 """
 
 from __future__ import annotations
