@@ -9,11 +9,11 @@ threads (see ``benchmarks/bench_hifst.py``). Stages, one thread: horizontal prod
 partial sort 0.45-0.55 s, even/odd folding 0.33-0.4 s, transposition 0.2-0.3 s, rest about 0.45 s.
 
 Speed target missed: measured 1.24 s per 384 x 384 photo on 2 cores (2.09 s on one; pytest-
-benchmark, best of 3), against the suite's goal of 1 s. Every pixel's 117 sorted high-frequency
-coefficients at four scales (up to 31 x 31 windows) cost of the order of 10^10 multiply-adds and a
-selection over ~1,000 values per pixel and scale; the arithmetic is already in BLAS-shaped
-products, so the remaining cost is memory traffic on a 2-core AVX2 machine. ``stride=2`` (an
-approximate mode, named as such) takes 0.39 s.
+benchmark, best of 3), against the suite's goal of 1 s. Every pixel's DCT coefficients at four
+scales (windows of 7 to 63 pixels) cost of the order of 10^10-10^11 multiply-adds, and picking the
+117 sorted high-frequency layers is a selection over up to ~4,000 values per pixel; the arithmetic
+is already in BLAS-shaped products, so the remaining cost is memory traffic on a 2-core AVX2
+machine. ``stride=2`` (an approximate mode, named as such) takes 0.39 s.
 
 Agreement (``tests/test_hifst_reference.py``): Pearson r >= 0.99999 with the Octave runs of
 HiFST.m (``FinalMap``, ``T``) on 4 of 5 photos and 0.99995 on the fifth; with the authors' published
