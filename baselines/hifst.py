@@ -30,6 +30,7 @@ Sorted Transform Coefficients of Gradient Magnitudes", CVPR 2017, pp. 5800-5809.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -332,57 +333,69 @@ def _tile_layers(work, gp, pad, r0, c0, dropped, n_layers, dtype, stride=1):
 
 
 class _OpenBLAS:
-    """Thread-count control of the OpenBLAS that numpy loaded (Linux), or ``None`` when not found.
+    """Thread-count control of the OpenBLAS libraries loaded in this process (Linux), or ``None``.
 
     The transform makes many small matrix products from its own worker threads. OpenBLAS would
     also spread each product over all cores, which oversubscribes the CPU (its spinning threads then
     eat most of the time) and, worse, makes results depend on the thread count: its multi-threaded
     and single-threaded kernels round differently. :meth:`single_threaded` therefore sets one BLAS
     thread for the duration of the transform (process-wide, as OpenBLAS has no reliable per-thread
-    setting) and restores the previous count after the last concurrent user leaves.
+    setting) and restores the previous count after the last concurrent user leaves. Every loaded
+    OpenBLAS is set, not only numpy's: other packages bring their own copy (cvxopt, used by
+    Zhuo11, does), and controlling the wrong one left numpy's multi-threaded, which made HiFST
+    2.2x slower in a runner process that had run Zhuo11 first.
     """
 
-    _api: tuple | None | bool = False
+    _api: list | None | bool = False
     _lock = threading.Lock()
     _users = 0
-    _saved = 1
+    _saved: list = []
 
     @classmethod
     def _find(cls):
         if cls._api is False:
             cls._api = None
+            found = []
             try:
-                import ctypes
-
                 with open("/proc/self/maps") as maps:
                     paths = sorted({ln.split()[-1] for ln in maps if "openblas" in ln.lower() and "/" in ln})
                 for path in paths:
                     lib = ctypes.CDLL(path)
-                    for prefix in ("scipy_openblas", "openblas"):
-                        for suffix in ("64_", "", "_64"):
-                            setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                            getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                            if setter is not None and getter is not None:
-                                setter.argtypes, setter.restype = [ctypes.c_int], None
-                                getter.argtypes, getter.restype = [], ctypes.c_int
-                                cls._api = (setter, getter)
-                                return cls._api
+                    pair = cls._functions(lib)
+                    if pair is not None:
+                        found.append(pair)
             except (OSError, ImportError):  # pragma: no cover - not Linux, or no OpenBLAS
                 pass
+            cls._api = found or None
         return cls._api
+
+    @staticmethod
+    def _functions(lib):
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", "", "_64"):
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    return setter, getter
+        return None
 
     @classmethod
     @contextmanager
     def single_threaded(cls):
-        api = cls._find()
+        with cls._lock:
+            if cls._api is False or cls._users == 0:
+                cls._api = False  # look again: a package may have loaded another OpenBLAS since
+            api = cls._find()
         if api is None:  # pragma: no cover - other BLAS: results may vary in the last float bits
             yield
             return
-        setter, getter = api
         with cls._lock:
             if cls._users == 0:
-                cls._saved = getter()
-                setter(1)
+                cls._saved = [getter() for _, getter in api]
+                for setter, _ in api:
+                    setter(1)
             cls._users += 1
         try:
             yield
@@ -390,7 +403,8 @@ class _OpenBLAS:
             with cls._lock:
                 cls._users -= 1
                 if cls._users == 0:
-                    setter(cls._saved)
+                    for (setter, _), n in zip(api, cls._saved):
+                        setter(n)
 
 
 def _sorted_layers(grad, scales, n_layers, dtype, workers, stride=1):

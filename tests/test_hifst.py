@@ -299,3 +299,15 @@ def test_bad_settings():
         hifst_sharpness(img, scales=(3,), n_layers=7)
     with pytest.raises(ValueError, match="precision"):
         hifst_sharpness(img, precision="half")
+
+
+def test_transform_sets_every_loaded_openblas_to_one_thread():
+    """cvxopt (Zhuo11's solver) loads its own OpenBLAS; numpy's must still be the one held at one thread."""
+    pytest.importorskip("cvxopt")
+    import cvxopt.cholmod  # noqa: F401  (loads cvxopt's BLAS)
+
+    with hf._OpenBLAS.single_threaded():
+        api = hf._OpenBLAS._api
+        assert api is not None and len(api) >= 2, "numpy's and cvxopt's OpenBLAS should both be found"
+        assert all(getter() == 1 for _, getter in api)
+    assert [getter() for _, getter in api] == hf._OpenBLAS._saved  # restored afterwards
