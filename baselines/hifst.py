@@ -385,17 +385,13 @@ class _OpenBLAS:
     @contextmanager
     def single_threaded(cls):
         with cls._lock:
-            if cls._api is False or cls._users == 0:
-                cls._api = False  # look again: a package may have loaded another OpenBLAS since
-            api = cls._find()
-        if api is None:  # pragma: no cover - other BLAS: results may vary in the last float bits
-            yield
-            return
-        with cls._lock:
             if cls._users == 0:
-                cls._saved = [getter() for _, getter in api]
-                for setter, _ in api:
+                cls._api = False  # look again: a package may have loaded another OpenBLAS since
+                api = cls._find()
+                cls._saved = [getter() for _, getter in api or ()]
+                for setter, _ in api or ():
                     setter(1)
+            api = cls._api
             cls._users += 1
         try:
             yield
@@ -403,7 +399,7 @@ class _OpenBLAS:
             with cls._lock:
                 cls._users -= 1
                 if cls._users == 0:
-                    for (setter, _), n in zip(api, cls._saved):
+                    for (setter, _), n in zip(api or (), cls._saved):
                         setter(n)
 
 
