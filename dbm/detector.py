@@ -139,7 +139,8 @@ class DBM(Detector):
         """Name, version and settings, plus the SHA-256 of the weight file: new weights, new maps."""
         import hashlib
 
-        digest = _file_digest(str(self._path.resolve()), self._path.stat().st_mtime_ns, self._path.stat().st_size)
+        stat = self._path.stat()
+        digest = _file_digest(str(self._path.resolve()), stat.st_mtime_ns, stat.st_size)
         return hashlib.sha256(f"{super().cache_key()}:{digest}".encode()).hexdigest()[:12]
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:
