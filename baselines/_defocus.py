@@ -18,7 +18,12 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from .matlab import fspecial_gaussian_1d, scipy_mode
+
 __all__ = ["canny_matlab", "canny_octave", "gaussian_gradient_magnitude", "gradient_ratio"]
+
+#: ``scipy.ndimage`` mode of MATLAB's ``'replicate'`` padding (``imfilter``, ``edge``).
+_REPLICATE = scipy_mode("replicate")
 
 
 def _g1_kernels(sigma: float, half_width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,8 +171,8 @@ def canny_matlab(grey: np.ndarray, thresh: float = 0.1, sigma: float = 1.0, low_
     gauss, deriv = _matlab_canny_kernels(sigma)
     # MATLAB convolves; correlate with the flipped kernel (the Gaussian is symmetric).
     dk = deriv[::-1]
-    dx = ndimage.correlate1d(ndimage.correlate1d(img, gauss, axis=0, mode="nearest"), dk, axis=1, mode="nearest")
-    dy = ndimage.correlate1d(ndimage.correlate1d(img, gauss, axis=1, mode="nearest"), dk, axis=0, mode="nearest")
+    dx = ndimage.correlate1d(ndimage.correlate1d(img, gauss, axis=0, mode=_REPLICATE), dk, axis=1, mode=_REPLICATE)
+    dy = ndimage.correlate1d(ndimage.correlate1d(img, gauss, axis=1, mode=_REPLICATE), dk, axis=0, mode=_REPLICATE)
     mag = np.hypot(dx, dy)
     mmax = mag.max()
     if mmax > 0:
@@ -216,13 +221,9 @@ def _octave_canny_gaussian(sigma: float) -> np.ndarray:
     """Octave's ``fspecial("gaussian", [1, 8 * ceil(sigma)], sigma)``: an even-length kernel.
 
     Samples at ``-(n-1)/2 .. (n-1)/2`` (half-integers), values below ``eps * max`` set to 0,
-    normalised to sum 1.
+    normalised to sum 1 (:func:`baselines.matlab.fspecial_gaussian_1d`).
     """
-    n = 8 * int(math.ceil(sigma))
-    x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
-    g = np.exp(-(x**2) / (2.0 * sigma**2))
-    g[g < np.finfo(np.float64).eps * g.max()] = 0.0
-    return g / g.sum()
+    return fspecial_gaussian_1d(8 * int(math.ceil(sigma)), sigma)
 
 
 def canny_octave(grey: np.ndarray, thresh: float = 0.1, sigma: float = 1.0) -> np.ndarray:
@@ -283,11 +284,11 @@ def canny_octave(grey: np.ndarray, thresh: float = 0.1, sigma: float = 1.0) -> n
     h, w = img.shape
     gauss = _octave_canny_gaussian(sigma)
     # Even kernel: origin -1 places it as Octave's imfilter does (n/2 - 1 taps before the pixel).
-    j = ndimage.correlate1d(img, gauss, axis=1, mode="nearest", origin=-1)
-    j = ndimage.correlate1d(j, gauss, axis=0, mode="nearest", origin=-1)
+    j = ndimage.correlate1d(img, gauss, axis=1, mode=_REPLICATE, origin=-1)
+    j = ndimage.correlate1d(j, gauss, axis=0, mode=_REPLICATE, origin=-1)
     p = np.array([0.5, 0.0, -0.5])
-    jx = ndimage.correlate1d(j, p, axis=1, mode="nearest")
-    jy = ndimage.correlate1d(j, p, axis=0, mode="nearest")
+    jx = ndimage.correlate1d(j, p, axis=1, mode=_REPLICATE)
+    jy = ndimage.correlate1d(j, p, axis=0, mode=_REPLICATE)
     es = np.sqrt(jx**2 + jy**2)
     emax = es.max()
     if emax > 0:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ._checks import check_int
+from .matlab import padarray
+
 __all__ = [
     "check_patch",
     "ensure_size",
@@ -23,12 +26,13 @@ __all__ = [
 ]
 
 
-def check_patch(patch: int, name: str = "patch") -> int:
-    """Validate an odd patch side >= 3 and return it as ``int``."""
-    p = int(patch)
-    if p != patch or p < 3 or p % 2 == 0:
-        raise ValueError(f"{name} must be an odd integer >= 3, got {patch!r}")
-    return p
+def check_patch(patch: int, name: str = "patch", method: str | None = None) -> int:
+    """Validate an odd patch side >= 3 and return it as ``int``.
+
+    Raises :class:`~baselines.interface.InputError` (``"[method: ]patch must be an odd integer
+    >= 3, got 8"``), see :func:`baselines._checks.check_int`.
+    """
+    return check_int(method, name, patch, minimum=3, odd=True)
 
 
 def ensure_size(grey: np.ndarray, patch: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -40,7 +44,7 @@ def ensure_size(grey: np.ndarray, patch: int) -> tuple[np.ndarray, tuple[int, in
     ph, pw = max(0, patch - h), max(0, patch - w)
     if ph == 0 and pw == 0:
         return grey, (h, w)
-    return np.pad(grey, ((0, ph), (0, pw)), mode="symmetric"), (h, w)
+    return padarray(grey, (ph, pw), "symmetric", "post"), (h, w)
 
 
 def forward_derivatives(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +101,7 @@ def pad_valid(valid: np.ndarray, pad: int) -> np.ndarray:
     """``padarray(valid, [pad, pad], 'replicate')``: grow a valid-position map back to full size."""
     if pad <= 0:
         return valid
-    return np.pad(valid, pad, mode="edge")
+    return padarray(valid, pad, "replicate")
 
 
 def sample_grid(n: int, step: int) -> np.ndarray:

@@ -25,7 +25,9 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .interface import Detector, rgb_to_grey
+from ._checks import check_bool, check_float, check_int, fail
+from .interface import Detector
+from .matlab import rgb_to_grey
 
 __all__ = [
     "Chakrabarti10",
@@ -428,6 +430,43 @@ def _mean_field(cost0, cost1, wh, wv, init, iters: int = 10, damping: float = 0.
 # ----------------------------------------------------------------------------------------------
 # Full method
 # ----------------------------------------------------------------------------------------------
+def _check_settings(
+    *,
+    directions=("horizontal", "diagonal", "vertical", "antidiagonal"),
+    min_length=3,
+    max_length=21,
+    window=64,
+    stride=4,
+    noise_sigma=None,
+    smoothness=2.0,
+    colour_weight=1.0,
+    colour_components=5,
+    iterations=3,
+    return_details=False,
+) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`chakrabarti10` out of range."""
+    who = "chakrabarti10"
+    if (
+        isinstance(directions, (str, bytes))
+        or not isinstance(directions, (tuple, list))
+        or not directions
+        or not all(isinstance(d, str) and d in DIRECTIONS for d in directions)
+    ):
+        raise fail(who, "directions", "a non-empty sequence of " + ", ".join(map(repr, DIRECTIONS)), directions)
+    window = check_int(who, "window", window, minimum=4)
+    min_length = check_int(who, "min_length", min_length, minimum=2)
+    max_length = check_int(who, "max_length", max_length, minimum=min_length)
+    if max_length >= window:
+        raise fail(who, "max_length", f"shorter than the window ({window})", max_length)
+    check_int(who, "stride", stride, minimum=1)
+    check_float(who, "noise_sigma", noise_sigma, minimum=0, allow_none=True)
+    check_float(who, "smoothness", smoothness, minimum=0)
+    check_float(who, "colour_weight", colour_weight, minimum=0)
+    check_int(who, "colour_components", colour_components, minimum=1)
+    check_int(who, "iterations", iterations, minimum=1)
+    check_bool(who, "return_details", return_details)
+
+
 def chakrabarti10(
     rgb: np.ndarray,
     *,
@@ -534,19 +573,26 @@ def chakrabarti10(
       field posterior of the same energy is returned (the graph cut still drives the kernel and
       colour-model updates).
     """
+    _check_settings(
+        directions=directions,
+        min_length=min_length,
+        max_length=max_length,
+        window=window,
+        stride=stride,
+        noise_sigma=noise_sigma,
+        smoothness=smoothness,
+        colour_weight=colour_weight,
+        colour_components=colour_components,
+        iterations=iterations,
+        return_details=return_details,
+    )
     rgb = np.asarray(rgb, dtype=np.float64)
     h, w = rgb.shape[:2]
     grey = rgb_to_grey(rgb)
     if noise_sigma is None:
         noise_sigma = estimate_noise_sigma(grey)
     min_length, max_length = int(min_length), int(max_length)
-    if not 2 <= min_length <= max_length:
-        raise ValueError(f"need 2 <= min_length <= max_length, got {min_length} and {max_length}")
-    if max_length >= window:
-        raise ValueError(f"max_length ({max_length}) must be shorter than the window ({window})")
     lengths = np.arange(1, max_length + 1)
-    if not directions:
-        raise ValueError("at least one direction is needed")
     # local log-likelihood ratios r[d][gy, gx, L-2] for L = 2..max_length
     ratios = []
     for name in directions:
@@ -629,6 +675,18 @@ class Chakrabarti10(Detector):
         colour_components: int = 5,
         iterations: int = 3,
     ) -> None:
+        _check_settings(
+            directions=directions,
+            min_length=min_length,
+            max_length=max_length,
+            window=window,
+            stride=stride,
+            noise_sigma=noise_sigma,
+            smoothness=smoothness,
+            colour_weight=colour_weight,
+            colour_components=colour_components,
+            iterations=iterations,
+        )
         super().__init__(
             directions=tuple(directions),
             min_length=min_length,

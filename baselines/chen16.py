@@ -35,8 +35,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import check_float, check_int
 from ._defocus import canny_matlab, gradient_ratio
-from .interface import Detector, mat2gray, rgb_to_grey
+from .interface import Detector
+from .matlab import mat2gray, rgb_to_grey, scipy_mode
 
 __all__ = ["Chen16", "Chen16Result", "chen16_defocus", "superpixel_propagation"]
 
@@ -149,6 +151,17 @@ def superpixel_propagation(
     return prop @ np.where(seed_values < 0, 0.0, seed_values)
 
 
+def _check_settings(*, std=1.0, n_segments=200, compactness=20.0, min_seeds=10, beta=60.0, alpha=1e-4) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`chen16_defocus` out of range."""
+    who = "chen16"
+    check_float(who, "std", std, minimum=0, min_open=True)
+    check_int(who, "n_segments", n_segments, minimum=1)
+    check_float(who, "compactness", compactness, minimum=0, min_open=True)
+    check_int(who, "min_seeds", min_seeds, minimum=1)
+    check_float(who, "beta", beta, minimum=0)
+    check_float(who, "alpha", alpha, minimum=0, maximum=1, min_open=True)
+
+
 def chen16_defocus(
     rgb: np.ndarray,
     edge_map: np.ndarray | None = None,
@@ -196,6 +209,9 @@ def chen16_defocus(
     seeds (if at least ``min_seeds``), values are propagated over the superpixel graph, painted
     back on the pixels and min-max normalised.
     """
+    _check_settings(
+        std=std, n_segments=n_segments, compactness=compactness, min_seeds=min_seeds, beta=beta, alpha=alpha
+    )
     img = np.asarray(rgb, dtype=np.float64)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"chen16_defocus: expected an H x W x 3 RGB image, got shape {img.shape}")
@@ -207,7 +223,8 @@ def chen16_defocus(
         if edges.shape != grey.shape:
             raise ValueError(f"chen16_defocus: edge_map has shape {edges.shape}, expected {grey.shape}")
     s1, s2 = float(std), 1.5 * float(std)
-    ratio = gradient_ratio(grey, s1, s2, int(round(4 * s1)), int(round(4 * s2)), mode="constant")
+    # filter2(..., 'same'): zero padding
+    ratio = gradient_ratio(grey, s1, s2, int(round(4 * s1)), int(round(4 * s2)), mode=scipy_mode(0))
     with np.errstate(invalid="ignore"):
         ok = edges & (ratio > 1.0) & (ratio <= s2 / s1)
     sparse = np.zeros(grey.shape)
@@ -245,6 +262,7 @@ class Chen16(Detector):
     def __init__(
         self, std: float = 1.0, n_segments: int = 200, compactness: float = 20.0, beta: float = 60.0, alpha: float = 1e-4
     ) -> None:
+        _check_settings(std=std, n_segments=n_segments, compactness=compactness, beta=beta, alpha=alpha)
         super().__init__(std=std, n_segments=n_segments, compactness=compactness, beta=beta, alpha=alpha)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

@@ -39,13 +39,26 @@ __all__ = [
     "index_files",
     "load_mask",
     "read_list_file",
+    "NAMED_SPLITS",
+    "canonical_split",
+    "paper_symbol_of",
     "split_text_of",
     "stem_index",
+    "training_split_of",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-#: Accepted names of the paper's splits (lower-cased) -> canonical name.
-SPLIT_NAMES = {"all": "all", "odd": "odd", "d_o": "odd", "even": "even", "d_e": "even"}
+#: The named splits: canonical name -> (accepted spellings, lower-cased; the paper's symbol).
+#: ``odd``/``even`` are the paper's halves D_o/D_e (by the number at the end of the file stem).
+NAMED_SPLITS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "all": (("all",), None),
+    "odd": (("odd", "d_o", "do"), "D_o"),
+    "even": (("even", "d_e", "de"), "D_e"),
+}
+#: Accepted spelling (lower-cased) -> canonical split name, derived from :data:`NAMED_SPLITS`.
+SPLIT_NAMES = {alias: name for name, (aliases, _) in NAMED_SPLITS.items() for alias in aliases}
+#: Each paper half's complement: what learned methods train on when that half is tested.
+_COMPLEMENT = {"odd": "even", "even": "odd"}
 
 
 class DatasetError(InputError):
@@ -179,7 +192,7 @@ class Dataset:
 
     def stems(self, split: str | Path) -> list[str]:
         """The image stems of a split (``all``, ``odd``, ``even`` or a list file path)."""
-        split_text = SPLIT_NAMES.get(str(split).lower(), str(split))
+        split_text = canonical_split(split)
         if split_text == "all":
             return sorted(self.masks)
         if split_text in ("odd", "even"):
@@ -226,8 +239,26 @@ class Dataset:
         return samples
 
 
+def canonical_split(split: str | Path) -> str:
+    """The canonical name of a named split (``D_e`` -> ``even``), or a list file's path as given."""
+    return SPLIT_NAMES.get(str(split).strip().lower(), str(split))
+
+
+def training_split_of(split: str | Path) -> str | None:
+    """The paper's training half for a tested half (``even``/``D_e`` -> ``odd``), else None."""
+    return _COMPLEMENT.get(canonical_split(split))
+
+
+def paper_symbol_of(split: str | Path) -> str | None:
+    """The paper's symbol of a named half (``even`` -> ``D_e``), else None."""
+    name = canonical_split(split)
+    return NAMED_SPLITS[name][1] if name in NAMED_SPLITS else None
+
+
 def split_text_of(split: str | Path) -> str:
-    return Path(split).name if Path(str(split)).suffix else str(split)
+    """How a split is written in reports: the canonical name, or a list file's name."""
+    name = canonical_split(split)
+    return name if name in NAMED_SPLITS else Path(name).name
 
 
 def _preview(items: Sequence[str], n: int = 8) -> str:

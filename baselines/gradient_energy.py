@@ -10,9 +10,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .interface import Detector, mat2gray, rgb_to_grey
+from ._checks import check_float, check_int
+from .interface import Detector
+from .matlab import mat2gray, rgb_to_grey
 
 __all__ = ["GradientEnergy", "gradient_energy"]
+
+
+def _check_settings(*, sigma=1.0, window=15, eps=1e-6) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`gradient_energy` out of range."""
+    check_float("gradient_energy", "sigma", sigma, minimum=0, min_open=True)
+    check_int("gradient_energy", "window", window, minimum=1)
+    check_float("gradient_energy", "eps", eps, minimum=0, min_open=True)
 
 
 def gradient_energy(rgb: np.ndarray, *, sigma: float = 1.0, window: int = 15, eps: float = 1e-6) -> np.ndarray:
@@ -45,6 +54,7 @@ def gradient_energy(rgb: np.ndarray, *, sigma: float = 1.0, window: int = 15, ep
 
     and :math:`b = 0.5` everywhere when :math:`E` is constant.
     """
+    _check_settings(sigma=sigma, window=window, eps=eps)
     grey = rgb_to_grey(np.asarray(rgb, dtype=np.float64))
     gx = ndimage.gaussian_filter(grey, sigma, order=(0, 1), mode="reflect")
     gy = ndimage.gaussian_filter(grey, sigma, order=(1, 0), mode="reflect")
@@ -59,6 +69,7 @@ class GradientEnergy(Detector):
     name = "gradient_energy"
 
     def __init__(self, sigma: float = 1.0, window: int = 15) -> None:
+        _check_settings(sigma=sigma, window=window)
         super().__init__(sigma=sigma, window=window)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

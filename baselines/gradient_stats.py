@@ -33,7 +33,9 @@ from ._patches import (
     upsample_grid,
     valid_box_sum,
 )
-from .interface import Detector, mat2gray, rgb_to_grey
+from ._checks import check_choice, check_int
+from .interface import Detector
+from .matlab import mat2gray, rgb_to_grey
 
 __all__ = [
     "GradientStats",
@@ -318,6 +320,14 @@ def gradient_histogram_span(
 FEATURES = ("span", "kurtosis")
 
 
+def _check_settings(*, feature="span", patch=11, bins=32, stride=2) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`gradient_stats` out of range."""
+    check_choice("gradient_stats", "feature", feature, FEATURES)
+    check_patch(patch, method="gradient_stats")
+    check_int("gradient_stats", "bins", bins, minimum=1)
+    check_int("gradient_stats", "stride", stride, minimum=1)
+
+
 def gradient_stats(
     rgb: np.ndarray,
     *,
@@ -358,8 +368,7 @@ def gradient_stats(
     from textured sharp patches by gradient scale, whereas the kurtosis of flat noisy sharp
     patches is as low as that of blurred ones).
     """
-    if feature not in FEATURES:
-        raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+    _check_settings(feature=feature, patch=patch, bins=bins, stride=stride)
     grey = rgb_to_grey(np.asarray(rgb, dtype=np.float64))
     if feature == "span":
         f = gradient_histogram_span(grey, patch, bins=bins, stride=stride)
@@ -375,9 +384,7 @@ class GradientStats(Detector):
     name = "gradient_stats"
 
     def __init__(self, feature: str = "span", patch: int = 11, bins: int = 32, stride: int = 2) -> None:
-        if feature not in FEATURES:
-            raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
-        check_patch(patch)
+        _check_settings(feature=feature, patch=patch, bins=bins, stride=stride)
         super().__init__(feature=feature, patch=patch, bins=bins, stride=stride)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

@@ -34,21 +34,18 @@ import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Sequence
 
 import cv2
 import numpy as np
-from scipy.fft import dct
-
-from .interface import Detector, as_rgb_float, mat2gray, thread_budget
+from ._checks import check_bool, check_choice, check_float, check_int, check_int_sequence
+from .interface import Detector, as_rgb_float, thread_budget
+from .matlab import cv2_border, dctmtx, fspecial_gaussian_1d, mat2gray, padarray, rgb_to_grey, round_half_up
 
 __all__ = ["HiFST", "hifst_sharpness", "high_frequency_mask", "local_entropy", "recursive_filter"]
 
 #: Patch sides of the four scales, ``2^3 - 1 ... 2^6 - 1`` (``Flag = 1`` in HiFST.m).
 DEFAULT_SCALES = (7, 15, 31, 63)
-#: MATLAB ``rgb2gray`` weights.
-_GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
 #: Target number of pixels per work tile of the transform stage (keeps buffers in cache).
 _TILE_PIXELS = 384
 
@@ -56,17 +53,6 @@ _TILE_PIXELS = 384
 # ---------------------------------------------------------------------------------------------
 # Small pieces, each checkable by hand
 # ---------------------------------------------------------------------------------------------
-def _round_half_up(x: np.ndarray) -> np.ndarray:
-    """MATLAB's rounding of non-negative values to integers (``uint8`` casts): half away from zero."""
-    return np.floor(x + 0.5)
-
-
-def _gauss_taps(sigma: float, size: int) -> np.ndarray:
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    k = np.exp(-(x**2) / (2.0 * sigma**2))
-    return k / k.sum()
-
-
 def high_frequency_mask(m: int) -> np.ndarray:
     """The DCT coefficients HiFST keeps for an ``m x m`` patch (``FreqBands(m) == 0`` in HiFST.m).
 
@@ -79,29 +65,22 @@ def high_frequency_mask(m: int) -> np.ndarray:
     return (k + l) >= m - 1
 
 
-@lru_cache(maxsize=None)
-def _dct_matrix(m: int) -> np.ndarray:
-    """MATLAB ``dctmtx(m)``: the orthonormal DCT-II matrix, row ``k`` = frequency ``k``."""
-    out = dct(np.eye(m), norm="ortho", axis=0)
-    out.setflags(write=False)
-    return out
-
-
 def _front_end(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Grey image (0-255 integers) and its Sobel gradient magnitude, as in HiFST.m.
 
     ``imgaussfilt`` (sigma 0.5, 3 x 3, replicate padding) of the 8-bit RGB photo rounded back to
     8 bits, ``rgb2gray`` rounded to 8 bits, ``imgradient`` (Sobel, replicate padding).
     """
-    rgb8 = _round_half_up(np.asarray(rgb, dtype=np.float64) * 255.0)
-    taps = _gauss_taps(0.5, 3)
+    replicate = cv2_border("replicate")
+    rgb8 = round_half_up(np.asarray(rgb, dtype=np.float64) * 255.0)
+    taps = fspecial_gaussian_1d(3, 0.5)
     smooth = np.empty_like(rgb8)
     for c in range(3):
-        smooth[..., c] = cv2.sepFilter2D(rgb8[..., c], cv2.CV_64F, taps, taps, borderType=cv2.BORDER_REPLICATE)
-    smooth = np.clip(_round_half_up(smooth), 0, 255)
-    grey = np.clip(_round_half_up(smooth @ _GREY_WEIGHTS), 0, 255)
-    gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE)
-    gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE)
+        smooth[..., c] = cv2.sepFilter2D(rgb8[..., c], cv2.CV_64F, taps, taps, borderType=replicate)
+    smooth = np.clip(round_half_up(smooth), 0, 255)
+    grey = np.clip(round_half_up(rgb_to_grey(smooth)), 0, 255)
+    gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3, borderType=replicate)
+    gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3, borderType=replicate)
     return grey, np.hypot(gx, gy)
 
 
@@ -125,7 +104,7 @@ def local_entropy(u8: np.ndarray, size: int = 7, workers: int = 1) -> np.ndarray
     p = np.arange(1, n + 1, dtype=np.float64) / n
     lut[1 : n + 1] = -p * np.log2(p)
     h, w = u8.shape
-    padded = np.pad(u8, r, mode="symmetric")
+    padded = padarray(u8, r, "symmetric")
     flat = u8.ravel()
     order = np.argsort(flat, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=256))])
@@ -225,7 +204,7 @@ class _Scale:
     def __init__(self, m: int, offset: int, dtype: np.dtype) -> None:
         self.m = m
         self.h = h = (m - 1) // 2
-        d = _dct_matrix(m)
+        d = dctmtx(m)
         self.d = d.astype(dtype)
         self.blocks = []
         dropped = []
@@ -449,6 +428,37 @@ def _sorted_layers(grad, scales, n_layers, dtype, workers, stride=1):
 # ---------------------------------------------------------------------------------------------
 # The method
 # ---------------------------------------------------------------------------------------------
+PRECISIONS = ("float32", "float64")
+
+
+def _check_settings(
+    *,
+    scales=DEFAULT_SCALES,
+    n_layers=None,
+    entropy_size=7,
+    sigma_s=15.0,
+    sigma_r=0.25,
+    rf_iterations=3,
+    stride=1,
+    precision="float32",
+    workers=None,
+    return_intermediates=False,
+) -> None:
+    """Raise :class:`~baselines.interface.InputError` for any setting of :func:`hifst_sharpness` out of range."""
+    who = "hifst"
+    scales = check_int_sequence(who, "scales", scales, minimum=3, odd=True)
+    n_kept = sum(m * (m + 1) // 2 for m in scales)
+    check_int(who, "n_layers", n_layers, minimum=1, maximum=n_kept, allow_none=True)
+    check_int(who, "entropy_size", entropy_size, minimum=1, maximum=15, odd=True)
+    check_float(who, "sigma_s", sigma_s, minimum=0, min_open=True)
+    check_float(who, "sigma_r", sigma_r, minimum=0, min_open=True)
+    check_int(who, "rf_iterations", rf_iterations, minimum=1)
+    check_int(who, "stride", stride, minimum=1)
+    check_choice(who, "precision", precision, PRECISIONS)
+    check_int(who, "workers", workers, minimum=1, allow_none=True)
+    check_bool(who, "return_intermediates", return_intermediates)
+
+
 def hifst_sharpness(
     rgb: np.ndarray,
     *,
@@ -538,17 +548,22 @@ def hifst_sharpness(
       (MATLAB: bicubic ``imresize``) and FinalMap is enlarged back to ``H x W`` bilinearly (the
       original returns the small map).
     """
+    _check_settings(
+        scales=scales,
+        n_layers=n_layers,
+        entropy_size=entropy_size,
+        sigma_s=sigma_s,
+        sigma_r=sigma_r,
+        rf_iterations=rf_iterations,
+        stride=stride,
+        precision=precision,
+        workers=workers,
+        return_intermediates=return_intermediates,
+    )
     rgb = as_rgb_float(rgb)
-    scales = tuple(int(m) for m in scales)
-    if not scales or any(m < 3 or m % 2 == 0 for m in scales):
-        raise ValueError(f"scales must be odd patch sides >= 3, got {scales}")
-    scales = tuple(sorted(scales))
+    scales = tuple(sorted(int(m) for m in scales))
     if n_layers is None:
         n_layers = sum(scales) + 1
-    if precision not in ("float32", "float64"):
-        raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
     stride = int(stride)
     dtype = np.float32 if precision == "float32" else np.float64
     if workers is None:
@@ -575,14 +590,14 @@ def hifst_sharpness(
     del layers, flat
 
     t_hat = mat2gray(t_map)
-    entropy = local_entropy(_round_half_up(t_hat * 255.0).astype(np.uint8), entropy_size, workers)
+    entropy = local_entropy(round_half_up(t_hat * 255.0).astype(np.uint8), entropy_size, workers)
     d_map = entropy * t_hat
 
     guide = mat2gray(grey)
     if grid != guide.shape:
         guide = cv2.resize(guide, grid[::-1], interpolation=cv2.INTER_AREA)
-    taps = _gauss_taps(1.0, 3)
-    guide = cv2.sepFilter2D(guide, cv2.CV_64F, taps, taps, borderType=cv2.BORDER_CONSTANT)
+    taps = fspecial_gaussian_1d(3, 1.0)
+    guide = cv2.sepFilter2D(guide, cv2.CV_64F, taps, taps, borderType=cv2_border(0))
     final = recursive_filter(d_map, sigma_s, sigma_r, rf_iterations, guide)
     if grid != grey.shape:
         final = cv2.resize(final, grey.shape[::-1], interpolation=cv2.INTER_LINEAR)
@@ -603,6 +618,7 @@ class HiFST(Detector):
     version = "1"
 
     def __init__(self, scales: Sequence[int] = DEFAULT_SCALES, stride: int = 1, precision: str = "float32") -> None:
+        _check_settings(scales=scales, stride=stride, precision=precision)
         super().__init__(scales=tuple(int(m) for m in scales), stride=int(stride), precision=precision)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

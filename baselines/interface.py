@@ -7,7 +7,7 @@ A detector takes an RGB photograph and returns a blur map of the same height and
 * output: ``H x W`` float32 in ``[0, 1]``, **1 = blurred**.
 
 Methods whose natural output is a sharpness or defocus amount convert it to this polarity
-themselves. This module also holds the image reader shared by the runner and ``dbm.predict``,
+themselves. This module also holds the image reader shared by the runner and ``blur-map``,
 so that bad files fail the same way everywhere: one :class:`InputError` line naming the file and
 what to do.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -27,9 +28,12 @@ __all__ = [
     "MAX_PIXELS",
     "MIN_SIDE",
     "as_rgb_float",
+    "check_pixels",
     "finish_map",
+    "image_size",
     "mat2gray",
     "read_image",
+    "read_raw",
     "rgb_to_grey",
     "thread_budget",
 ]
@@ -147,32 +151,8 @@ def as_rgb_float(image: Any, *, name: str | None = None) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
-    """Luma of an RGB image with MATLAB's ``rgb2gray`` weights (ITU-R BT.601).
-
-    ``0.298936 R + 0.587043 G + 0.114021 B``, the exact coefficients MATLAB uses, so ports of
-    MATLAB code see the same grey image. Input and output keep their scale (0-1 or 0-255).
-    """
-    rgb = np.asarray(rgb)
-    weights = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], dtype=np.float64)
-    return (rgb[..., :3].astype(np.float64) @ weights).astype(
-        rgb.dtype if np.issubdtype(rgb.dtype, np.floating) else np.float64
-    )
-
-
-def mat2gray(x: np.ndarray, *, flat: float = 0.0, tol: float = 0.0) -> np.ndarray:
-    """MATLAB's ``mat2gray``: ``(x - min) / (max - min)`` over the whole array.
-
-    Where ``max - min <= tol`` (a constant map) every value becomes ``flat`` (MATLAB: 0).
-    Keeps the input's floating dtype (float64 for integer input).
-    """
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float64)
-    lo, hi = float(x.min()), float(x.max())
-    if not hi - lo > tol:
-        return np.full_like(x, flat)
-    return (x - lo) / (hi - lo)
+# MATLAB compatibility helpers live in baselines.matlab; re-exported here so old imports work.
+from .matlab import mat2gray, rgb_to_grey  # noqa: E402
 
 
 def finish_map(score: Any, shape: Sequence[int], *, name: str = "detector") -> np.ndarray:
@@ -223,6 +203,15 @@ class Detector:
         return finish_map(self.compute(rgb), rgb.shape, name=self.name)
 
     # Learning -----------------------------------------------------------------------------
+    def not_trained(self) -> InputError:
+        """The error of a learned detector used before it learned: what to do, in one line."""
+        return InputError(
+            f"{self.name} learns from data and is not trained yet: load a state the runner saved with "
+            f"evaluation.registry.build({self.name!r}, weights='CACHE/{self.name}/KEY-trainDIGEST/model.npz'), "
+            f"call .fit(pairs) with (rgb, blurred_mask) pairs, or let `python -m evaluation.run --data DATASET` "
+            "train it on the training split"
+        )
+
     def fit(self, samples: Sequence[tuple[np.ndarray, np.ndarray]]) -> "Detector":
         """Learn from ``(rgb, blurred_mask)`` pairs. Only for :attr:`trainable` detectors."""
         raise NotImplementedError(f"{self.name} does not learn from data")
@@ -267,21 +256,96 @@ def read_image(path: str | Path, *, name: str | None = None) -> np.ndarray:
     return as_rgb_float(raw, name=label)
 
 
-def read_raw(path: str | Path, *, name: str | None = None) -> np.ndarray:
-    """Decode an image file to its stored array (RGB channel order, dtype as stored)."""
+def image_size(path: str | Path, *, name: str | None = None) -> tuple[int, int] | None:
+    """``(width, height)`` of an image file read from its header, without decoding the pixels.
+
+    None when Pillow cannot parse the header (OpenCV may still decode such a file; the size is
+    then checked after decoding). Used to refuse oversized images (decompression bombs) before
+    they cost memory and time.
+    """
+    from PIL import Image
+
+    label = name or str(path)
+    Image.MAX_IMAGE_PIXELS = None  # the suite applies its own limit, with its own message
+    try:
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except OSError:
+        return None
+    except Exception as exc:  # pragma: no cover - Pillow parser failure on a damaged header
+        raise InputError(f"{label}: unreadable image header ({exc}); re-export or re-download the file") from exc
+
+
+def check_pixels(width: int, height: int, *, name: str | None = None) -> None:
+    """Raise :class:`InputError` when a ``width x height`` image exceeds :data:`MAX_PIXELS`."""
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"{_describe(name)}image is {width}x{height} px ({width * height / 1e6:.0f} MP), over the "
+            f"{MAX_PIXELS // 1_000_000} MP limit; downscale it first"
+        )
+
+
+#: What libjpeg prints (on stderr, without the file name) when a JPEG's compressed data is damaged.
+_JPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG file", "Inconsistent progression sequence",
+                "Invalid SOS parameters")
+
+
+def _decode_reporting_jpeg_damage(data: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """``cv2.imdecode`` with libjpeg's warnings captured from file descriptor 2 and returned.
+
+    OpenCV decodes damaged JPEG data without failing and lets libjpeg print a warning on the
+    process's stderr; the pixels after the damage are garbage. The warning is the only signal,
+    so it is captured here and turned into an error by :func:`read_raw`.
+    """
+    import sys
+    import tempfile
+
     import cv2
 
+    if not (data.size > 2 and data[0] == 0xFF and data[1] == 0xD8):  # not a JPEG: nothing to capture
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED), ""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        try:
+            os.dup2(captured.fileno(), 2)
+            img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read().decode("utf-8", "replace")
+    if text and not any(k in text for k in _JPEG_DAMAGE):
+        sys.stderr.write(text)  # not ours to judge: pass it on
+        text = ""
+    return img, text.strip()
+
+
+def read_raw(path: str | Path, *, name: str | None = None) -> np.ndarray:
+    """Decode an image file to its stored array (RGB channel order, dtype as stored).
+
+    The size is read from the header and checked against :data:`MAX_PIXELS` before the pixels
+    are decoded, and a JPEG whose compressed data is damaged is refused (libjpeg's warning is
+    turned into an :class:`InputError` naming the file) instead of being returned as garbage.
+    """
     path = Path(path)
     label = name or str(path)
     if not path.is_file():
         raise InputError(f"{label}: file not found")
+    size = image_size(path, name=label)
+    if size is not None:
+        check_pixels(*size, name=label)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"{label}: cannot read file ({exc.strerror or exc})") from exc
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img, damage = _decode_reporting_jpeg_damage(data) if data.size else (None, "")
     if img is None:
         raise InputError(f"{label}: not a readable image (corrupt or unsupported format)")
+    if damage:
+        first = damage.splitlines()[0]
+        raise InputError(f"{label}: damaged JPEG data (libjpeg: {first}); re-download or re-export the file")
+    check_pixels(img.shape[1], img.shape[0], name=label)
     if img.ndim == 3 and img.shape[2] == 3:
         img = img[:, :, ::-1]
     elif img.ndim == 3 and img.shape[2] == 4:

@@ -30,9 +30,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ._checks import check_int
 from ._patches import check_patch, sample_grid
 from .gradient_stats import gradient_histogram_span
-from .interface import Detector, rgb_to_grey
+from .interface import Detector
+from .matlab import rgb_to_grey
 from .spectral_slope import global_power_spectrum_slope, power_spectrum_slope
 
 __all__ = ["Liu08", "histogram_nb_fit", "histogram_nb_posterior", "liu08", "liu08_features"]
@@ -163,11 +165,21 @@ def histogram_nb_posterior(x: np.ndarray, params: dict[str, np.ndarray]) -> np.n
     return 1.0 / (1.0 + np.exp(-np.clip(log_ratio, -700, 700)))
 
 
+def _check_settings(*, patch=PATCH, ghs_stride=3, n_bins=32, train_pixels=4000, seed=0) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :class:`Liu08` out of range."""
+    check_patch(patch, method="liu08")
+    check_int("liu08", "ghs_stride", ghs_stride, minimum=1)
+    check_int("liu08", "n_bins", n_bins, minimum=2)
+    check_int("liu08", "train_pixels", train_pixels, minimum=1)
+    check_int("liu08", "seed", seed, minimum=0)
+
+
 def liu08(rgb: np.ndarray, classifier: dict[str, np.ndarray], *, patch: int = PATCH, ghs_stride: int = 3) -> np.ndarray:
     """Liu08 blur map: posterior of blur under ``classifier`` (:func:`histogram_nb_fit`).
 
     Returns ``H x W`` float64 in ``[0, 1]``, 1 = blurred.
     """
+    _check_settings(patch=patch, ghs_stride=ghs_stride)
     return histogram_nb_posterior(liu08_features(rgb, patch, ghs_stride=ghs_stride), classifier)
 
 
@@ -209,7 +221,7 @@ class Liu08(Detector):
     def __init__(
         self, patch: int = PATCH, ghs_stride: int = 3, n_bins: int = 32, train_pixels: int = 4000, seed: int = 0
     ) -> None:
-        check_patch(patch)
+        _check_settings(patch=patch, ghs_stride=ghs_stride, n_bins=n_bins, train_pixels=train_pixels, seed=seed)
         super().__init__(patch=patch, ghs_stride=ghs_stride, n_bins=n_bins, train_pixels=train_pixels, seed=seed)
         self.classifier: dict[str, np.ndarray] | None = None
 
@@ -250,7 +262,7 @@ class Liu08(Detector):
 
     def get_state(self) -> dict[str, np.ndarray]:
         if self.classifier is None:
-            raise RuntimeError("liu08 is not trained: call fit() or set_state() first")
+            raise self.not_trained()
         return {k: np.asarray(v) for k, v in self.classifier.items()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -261,5 +273,5 @@ class Liu08(Detector):
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:
         if self.classifier is None:
-            raise RuntimeError("liu08 is not trained: call fit() or set_state() first")
+            raise self.not_trained()
         return liu08(rgb, self.classifier, patch=self.settings["patch"], ghs_stride=self.settings["ghs_stride"])

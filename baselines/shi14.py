@@ -25,9 +25,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ._checks import check_float, check_int, check_int_sequence
 from ._patches import check_patch, sample_grid
 from .gradient_stats import gradient_histogram_span, local_kurtosis
-from .interface import Detector, rgb_to_grey
+from .interface import Detector
+from .matlab import cv2_border, mat2gray, padarray, prctile, rgb_to_grey
 from .spectral_slope import shi14_spectrum_feature
 
 __all__ = [
@@ -88,13 +90,13 @@ def learned_filter_responses(grey: np.ndarray, filters: np.ndarray, *, clip: boo
     rows, cols = g.shape
     out = np.empty((rows, cols, filters.shape[0]))
     for i, w in enumerate(filters):  # loop over the (two) filters
-        r = cv2.filter2D(g, cv2.CV_64F, w, borderType=cv2.BORDER_REFLECT)
+        r = cv2.filter2D(g, cv2.CV_64F, w, borderType=cv2_border("symmetric"))
         valid = r[h : rows - h, h : cols - h] if rows > 2 * h and cols > 2 * h else r
         if clip:
-            lo, hi = np.percentile(valid, [3, 97], method="hazen")
+            lo, hi = prctile(valid, [3, 97])
             valid = np.clip(valid, lo, hi)
         if valid.shape != r.shape:
-            valid = np.pad(valid, h, mode="edge")
+            valid = padarray(valid, h, "replicate")
         out[..., i] = valid
     return out
 
@@ -341,27 +343,47 @@ def fuse_scales(
             send(prod[k + 1][reg], old[k + 1][4][reg], new[k][5])  # to the previous layer
         old, new = new, old
     h0 = sizes[0] // 2
-    return np.pad(belief[0].astype(np.float64), h0, mode="edge")
+    return padarray(belief[0].astype(np.float64), h0, "replicate")
 
 
 # --------------------------------------------------------------------------------------------
 # The method
 # --------------------------------------------------------------------------------------------
-def _mat2gray(v: np.ndarray) -> np.ndarray:
-    lo, hi = float(v.min()), float(v.max())
-    if hi - lo <= 0:
-        return np.clip(v, 0.0, 1.0)
-    return (v - lo) / (hi - lo)
-
-
 def scale_posterior(features: np.ndarray, patch: int, nb: dict[str, np.ndarray]) -> np.ndarray:
     """``localBlurScore.m``'s output: NB posterior of blur, min-max normalised over the valid positions."""
     h = patch // 2
     rows, cols = features.shape[:2]
     out = np.zeros((rows, cols))
     post = gaussian_nb_posterior(features[h : rows - h, h : cols - h], nb)
-    out[h : rows - h, h : cols - h] = _mat2gray(post)
+    out[h : rows - h, h : cols - h] = mat2gray(post, flat=None)  # MATLAB's mat2gray, constant case too
     return out
+
+
+def _check_settings(
+    *,
+    scales=SCALES,
+    alpha=ALPHA,
+    ghs_stride=3,
+    spectrum_stride=2,
+    bins=32,
+    bp_iter=100,
+    bp_tol=1e-3,
+    train_pixels=2000,
+    train_patches=300,
+    seed=0,
+) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`shi14` / :class:`Shi14` out of range."""
+    who = "shi14"
+    check_int_sequence(who, "scales", scales, minimum=3, odd=True)
+    check_float(who, "alpha", alpha, minimum=0)
+    check_int(who, "ghs_stride", ghs_stride, minimum=1)
+    check_int(who, "spectrum_stride", spectrum_stride, minimum=1)
+    check_int(who, "bins", bins, minimum=1)
+    check_int(who, "bp_iter", bp_iter, minimum=1)
+    check_float(who, "bp_tol", bp_tol, minimum=0)
+    check_int(who, "train_pixels", train_pixels, minimum=1)
+    check_int(who, "train_patches", train_patches, minimum=1)
+    check_int(who, "seed", seed, minimum=0)
 
 
 def shi14(
@@ -407,11 +429,20 @@ def shi14(
 
     Images smaller than the largest patch are mirror-padded to it and cropped back.
     """
+    _check_settings(
+        scales=scales,
+        alpha=alpha,
+        ghs_stride=ghs_stride,
+        spectrum_stride=spectrum_stride,
+        bins=bins,
+        bp_iter=bp_iter,
+        bp_tol=bp_tol,
+    )
     grey = rgb_to_grey(np.asarray(rgb, dtype=np.float64))
     h0, w0 = grey.shape
     need = max(scales) + 2
     if h0 < need or w0 < need:
-        grey = np.pad(grey, ((0, max(0, need - h0)), (0, max(0, need - w0))), mode="symmetric")
+        grey = padarray(grey, (max(0, need - h0), max(0, need - w0)), "symmetric", "post")
     posts = []
     for s, w, nb in zip(scales, filters, classifiers):
         f = scale_features(grey, s, w, ghs_stride=ghs_stride, spectrum_stride=spectrum_stride, bins=bins)
@@ -479,6 +510,15 @@ class Shi14(Detector):
         train_patches: int = 300,
         seed: int = 0,
     ) -> None:
+        _check_settings(
+            ghs_stride=ghs_stride,
+            spectrum_stride=spectrum_stride,
+            bins=bins,
+            bp_tol=bp_tol,
+            train_pixels=train_pixels,
+            train_patches=train_patches,
+            seed=seed,
+        )
         super().__init__(
             ghs_stride=ghs_stride,
             spectrum_stride=spectrum_stride,
@@ -546,7 +586,7 @@ class Shi14(Detector):
 
     def get_state(self) -> dict[str, np.ndarray]:
         if self.filters is None or self.classifiers is None:
-            raise RuntimeError("shi14 is not trained: call fit() or set_state() first")
+            raise self.not_trained()
         state: dict[str, np.ndarray] = {"scales": np.asarray(SCALES)}
         for s, w, nb in zip(SCALES, self.filters, self.classifiers):
             state[f"filters_{s}"] = w
@@ -567,7 +607,7 @@ class Shi14(Detector):
     # Inference ----------------------------------------------------------------------------
     def compute(self, rgb: np.ndarray) -> np.ndarray:
         if self.filters is None or self.classifiers is None:
-            raise RuntimeError("shi14 is not trained: call fit() or set_state() first")
+            raise self.not_trained()
         s = self.settings
         return shi14(
             rgb,

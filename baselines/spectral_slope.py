@@ -31,7 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._patches import check_patch, ensure_size, pad_valid, sample_grid, upsample_grid, valid_box_sum
-from .interface import Detector, mat2gray, rgb_to_grey
+from ._checks import check_choice, check_int
+from .interface import Detector
+from .matlab import mat2gray, rgb_to_grey, round_half_up
 
 __all__ = [
     "SpectralSlope",
@@ -43,11 +45,6 @@ __all__ = [
 
 #: Width of the log-frequency bins (natural log units), as in Shi14's code.
 LOG_BIN = 0.2
-
-
-def _matlab_round(x: np.ndarray) -> np.ndarray:
-    """MATLAB ``round`` (half away from zero) for the non-negative values used here."""
-    return np.floor(np.asarray(x, dtype=np.float64) + 0.5)
 
 
 def _as_two_channel(z: np.ndarray) -> np.ndarray:
@@ -152,12 +149,12 @@ def _shi14_rings(half_h: int, half_w: int) -> tuple[np.ndarray, np.ndarray, np.n
     last one may receive no ring).
     """
     v, u = np.meshgrid(np.arange(1, half_h + 1), np.arange(1, half_w + 1), indexing="ij")
-    f = _matlab_round(np.hypot(u, v))
+    f = round_half_up(np.hypot(u, v))
     rings, label = np.unique(f, return_inverse=True)
     label = label.reshape(f.shape)
     ring_count = np.bincount(label.ravel(), minlength=len(rings))
     log_c = np.log(rings)
-    c_new = np.unique(_matlab_round(log_c / LOG_BIN) * LOG_BIN)
+    c_new = np.unique(round_half_up(log_c / LOG_BIN) * LOG_BIN)
     ring_bin = np.empty(len(rings), np.int64)
     idx = -1
     for i, lc in enumerate(log_c):  # loop over rings (a few dozen), not pixels
@@ -295,7 +292,7 @@ def shi14_spectrum_feature(
 # --------------------------------------------------------------------------------------------
 def _log_bins(radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group integer radii into 0.2-wide bins of log radius; returns (bin of each radius, bin x)."""
-    key = _matlab_round(np.log(radius) / LOG_BIN)
+    key = round_half_up(np.log(radius) / LOG_BIN)
     keys, inv = np.unique(key, return_inverse=True)
     x = np.bincount(inv, weights=np.log(radius)) / np.bincount(inv)
     return inv, x
@@ -351,7 +348,7 @@ def power_spectrum_slope(
     half = patch // 2
     a_freqs = np.arange(-half, half + 1)
     b_freqs = np.arange(half + 1)
-    rho = _matlab_round(np.hypot(a_freqs[:, None], b_freqs[None, :])).astype(np.int64)
+    rho = round_half_up(np.hypot(a_freqs[:, None], b_freqs[None, :])).astype(np.int64)
     use = (rho >= 1) & (rho <= half) & ~((b_freqs[None, :] == 0) & (a_freqs[:, None] < 0))
     ring_count = np.bincount(rho[use], minlength=half + 1)
     radius_bin, x = _log_bins(np.arange(1, half + 1, dtype=np.float64))
@@ -378,7 +375,7 @@ def global_power_spectrum_slope(grey: np.ndarray, *, floor: float = 1e-12) -> fl
     # Put both axes on the same frequency scale (cycles per pixel), radius in units of the
     # smaller side's frequency step.
     n = min(rows, cols)
-    rho = _matlab_round(np.hypot(kr[:, None] * n / rows, kc[None, :] * n / cols)).astype(np.int64)
+    rho = round_half_up(np.hypot(kr[:, None] * n / rows, kc[None, :] * n / cols)).astype(np.int64)
     half = n // 2
     keep = (rho >= 1) & (rho <= half)
     ring_sum = np.bincount(rho[keep], weights=spec[keep], minlength=half + 1)[1:]
@@ -396,6 +393,13 @@ def global_power_spectrum_slope(grey: np.ndarray, *, floor: float = 1e-12) -> fl
 
 
 METHODS = ("shi14", "fit")
+
+
+def _check_settings(*, patch=15, method="shi14", stride=1) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`spectral_slope` out of range."""
+    check_patch(patch, method="spectral_slope")
+    check_choice("spectral_slope", "method", method, METHODS)
+    check_int("spectral_slope", "stride", stride, minimum=1)
 
 
 def spectral_slope(rgb: np.ndarray, *, patch: int = 15, method: str = "shi14", stride: int = 1) -> np.ndarray:
@@ -440,8 +444,7 @@ def spectral_slope(rgb: np.ndarray, *, patch: int = 15, method: str = "shi14", s
     (mean AUC 0.82 on the 12 photos with 15 x 15 patches, against 0.70 for the fitted slope,
     whose small unwindowed patches are dominated by border leakage).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    _check_settings(patch=patch, method=method, stride=stride)
     grey = rgb_to_grey(np.asarray(rgb, dtype=np.float64))
     if method == "shi14":
         a_p = shi14_spectrum_feature(grey, patch, stride=stride)[1]
@@ -461,9 +464,7 @@ class SpectralSlope(Detector):
     name = "spectral_slope"
 
     def __init__(self, patch: int = 15, method: str = "shi14", stride: int = 1) -> None:
-        check_patch(patch)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        _check_settings(patch=patch, method=method, stride=stride)
         super().__init__(patch=patch, method=method, stride=stride)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .interface import Detector, rgb_to_grey, thread_budget
+from ._checks import check_bool, check_choice, check_int
+from .interface import Detector, thread_budget
+from .matlab import mat2gray, rgb_to_grey
 
 __all__ = ["Su11SVD", "singular_value_feature", "su11_svd"]
 
@@ -32,6 +34,20 @@ _CHUNK = 4096
 #: Maps whose range is below this are not min-max normalised: beta_1 carries a numerical noise of
 #: about 1e-7 (constant windows), which normalisation would blow up to the full [0, 1] range.
 _FLAT = 1e-6
+
+
+CHANNELS = ("grey", "value")
+PADDINGS = ("reflect", "symmetric")
+
+
+def _check_settings(*, k=3, window=20, channel="grey", padding="reflect", normalise=True) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`su11_svd` out of range."""
+    who = "su11_svd"
+    window = check_int(who, "window", window, minimum=2)
+    check_int(who, "k", k, minimum=1, maximum=window)
+    check_choice(who, "channel", channel, CHANNELS)
+    check_choice(who, "padding", padding, PADDINGS)
+    check_bool(who, "normalise", normalise)
 
 
 def _window_pad(window: int) -> tuple[int, int]:
@@ -142,17 +158,12 @@ def singular_value_feature(
     :math:`\\beta_1 = 1`; an all-zero window has no singular value mass and is given the
     limit of constant windows, :math:`\\beta_1 = 1` (``svf.m`` returns NaN there).
     """
+    _check_settings(k=k, window=window, padding=padding)
     x = np.asarray(channel, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"expected a 2-D channel, got shape {x.shape}")
     window = int(window)
     k = int(k)
-    if window < 2:
-        raise ValueError(f"window must be at least 2, got {window}")
-    if not 1 <= k <= window:
-        raise ValueError(f"k must be between 1 and window ({window}), got {k}")
-    if padding not in ("reflect", "symmetric"):
-        raise ValueError(f"padding must be 'reflect' or 'symmetric', got {padding!r}")
     h, w = x.shape
     before, after = _window_pad(window)
     if padding == "reflect" and max(before, after) >= min(h, w):
@@ -240,18 +251,15 @@ def su11_svd(
       ``1e-8 * lambda_1``, far below what changes :math:`\\beta_1` in its 6th decimal.
     * All-zero windows give 1 instead of a division by zero.
     """
+    _check_settings(k=k, window=window, channel=channel, padding=padding, normalise=normalise)
     rgb = np.asarray(rgb)
     if channel == "grey":
         x = rgb_to_grey(rgb.astype(np.float64))
-    elif channel == "value":
+    else:  # "value"
         x = rgb[..., :3].astype(np.float64).max(axis=-1)
-    else:
-        raise ValueError(f"channel must be 'grey' or 'value', got {channel!r}")
     beta = singular_value_feature(x, k=k, window=window, padding=padding)
     if normalise:
-        lo, hi = float(beta.min()), float(beta.max())
-        if hi - lo > _FLAT:
-            beta = (beta - lo) / (hi - lo)
+        beta = mat2gray(beta, flat=None, tol=_FLAT)  # a featureless map is kept as it is
     return np.clip(beta, 0.0, 1.0).astype(np.float32)
 
 
@@ -268,6 +276,7 @@ class Su11SVD(Detector):
         padding: str = "reflect",
         normalise: bool = True,
     ) -> None:
+        _check_settings(k=k, window=window, channel=channel, padding=padding, normalise=normalise)
         super().__init__(k=k, window=window, channel=channel, padding=padding, normalise=normalise)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

@@ -30,7 +30,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, sparse
 
-from .interface import Detector, rgb_to_grey
+from ._checks import check_bool, check_float, check_int
+from .interface import Detector
+from .matlab import rgb_to_grey
 
 __all__ = ["Tang16", "log_averaged_spectrum_residual", "refine_by_similar_neighbours", "tang16"]
 
@@ -163,6 +165,20 @@ def refine_by_similar_neighbours(
     return value[labels]
 
 
+def _check_settings(
+    *, spectrum_box=3, patch=15, n_segments=300, compactness=10.0, colour_sigma=20.0, iterations=5, refine=True
+) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`tang16` out of range."""
+    who = "tang16"
+    check_int(who, "spectrum_box", spectrum_box, minimum=1)
+    check_int(who, "patch", patch, minimum=1)
+    check_int(who, "n_segments", n_segments, minimum=1)
+    check_float(who, "compactness", compactness, minimum=0, min_open=True)
+    check_float(who, "colour_sigma", colour_sigma, minimum=0, min_open=True)
+    check_int(who, "iterations", iterations, minimum=0)
+    check_bool(who, "refine", refine)
+
+
 def tang16(
     rgb: np.ndarray,
     *,
@@ -213,6 +229,15 @@ def tang16(
     * The update rule (self weight 1 plus colour-similarity-weighted adjacent superpixels) is one
       reading of "exploiting the intrinsic relevance of similar neighbor image regions".
     """
+    _check_settings(
+        spectrum_box=spectrum_box,
+        patch=patch,
+        n_segments=n_segments,
+        compactness=compactness,
+        colour_sigma=colour_sigma,
+        iterations=iterations,
+        refine=refine,
+    )
     rgb = np.asarray(rgb, dtype=np.float64)
     grey = rgb_to_grey(rgb)
     sharp = log_averaged_spectrum_residual(grey, spectrum_box=spectrum_box, patch=patch)
@@ -250,6 +275,15 @@ class Tang16(Detector):
         iterations: int = 5,
         refine: bool = True,
     ) -> None:
+        _check_settings(
+            spectrum_box=spectrum_box,
+            patch=patch,
+            n_segments=n_segments,
+            compactness=compactness,
+            colour_sigma=colour_sigma,
+            iterations=iterations,
+            refine=refine,
+        )
         super().__init__(
             spectrum_box=spectrum_box,
             patch=patch,

@@ -27,7 +27,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .interface import Detector, rgb_to_grey, thread_budget
+from ._checks import check_bool, check_float, check_int, check_int_sequence, fail
+from .interface import Detector, thread_budget
+from .matlab import im2double, mat2gray, matlab_round, padarray, rgb_to_grey
 from .matting import matting_laplacian, propagate
 
 __all__ = ["Yi16LBP", "fuse_scales", "lbp_riu2", "lbp_sharpness", "matted_sharpness_maps", "yi16_sharpness"]
@@ -45,12 +47,6 @@ _FLAT_SPREAD = 1e-6
 # --------------------------------------------------------------------------------------------
 # LBP sharpness (lbpCode.m, lbpSharpness.m)
 # --------------------------------------------------------------------------------------------
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """MATLAB ``round``: halves go away from zero (``numpy.round`` goes to even)."""
-    t = np.trunc(x)
-    return np.where(np.abs(x - t) == 0.5, t + np.sign(x), np.round(x))
-
-
 def lbp_riu2(grey: np.ndarray, threshold: float) -> np.ndarray:
     """Rotation-invariant uniform LBP code (``LBP_{8,1}^{riu2}``) of every pixel.
 
@@ -86,7 +82,7 @@ def lbp_riu2(grey: np.ndarray, threshold: float) -> np.ndarray:
     img = np.asarray(grey, dtype=np.float64)
     if img.ndim != 2:
         raise ValueError(f"lbp_riu2: expected an H x W grey image, got shape {img.shape}")
-    p = np.pad(img, 1, mode="edge")
+    p = padarray(img, 1, "replicate")
     right, left = p[1:-1, 2:], p[1:-1, :-2]
     above, below = p[:-2, 1:-1], p[2:, 1:-1]
     o = _DIAG
@@ -110,13 +106,6 @@ def lbp_riu2(grey: np.ndarray, threshold: float) -> np.ndarray:
         transitions += bits[k] != bits[k - 1]
     code[transitions > 2] = 9
     return code
-
-
-def _min_max(x: np.ndarray) -> np.ndarray:
-    """``normPatch``: ``(x - min) / max(x - min)``; a constant map becomes all zeros."""
-    x = x - x.min()
-    top = x.max()
-    return x / top if top > 0 else np.zeros_like(x)
 
 
 def lbp_sharpness(grey: np.ndarray, s: int, threshold: float, *, normalise: bool = True) -> np.ndarray:
@@ -154,12 +143,13 @@ def _window_share(codes: np.ndarray, s: int, *, normalise: bool = True) -> np.nd
     if s < 1 or s % 2 == 0:
         raise ValueError(f"lbp_sharpness: the window side must be a positive odd integer, got {s}")
     r = (s - 1) // 2
-    sharp = np.pad((codes >= _SHARP_CODES).astype(np.float64), r, mode="edge")
+    sharp = padarray((codes >= _SHARP_CODES).astype(np.float64), r, "replicate")
     c = np.zeros((sharp.shape[0] + 1, sharp.shape[1] + 1))
     c[1:, 1:] = sharp.cumsum(0).cumsum(1)
     count = c[s:, s:] - c[:-s, s:] - c[s:, :-s] + c[:-s, :-s]
     out = count / float(s * s)
-    return _min_max(out) if normalise else out
+    # normPatch, (x - min) / max(x - min), is mat2gray; a constant map becomes all zeros
+    return mat2gray(out) if normalise else out
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,7 +245,7 @@ class _Guide:
         a = np.einsum("hwij,hwj->hwi", self.inv, cross)
         b = mean_a - np.einsum("hwi,hwi->hw", a, self.mu)
         coeff = np.concatenate([a, b[..., None]], axis=2)
-        return np.pad(coeff, ((_WIN, _WIN), (_WIN, _WIN), (0, 0)), mode="edge")
+        return padarray(coeff, _WIN, "replicate")
 
 
 def _pyramid_levels(shape: tuple[int, int], levels: int) -> int:
@@ -290,7 +280,7 @@ def _matte(
     """
     both = np.stack([known, values], axis=2)
     for _ in images[1:]:
-        both = _round_half_away(_down(both))
+        both = matlab_round(_down(both))
     known, values = both[..., 0], both[..., 1]
     if not np.any(known > 0):
         return None
@@ -559,6 +549,37 @@ def fuse_scales(
 # --------------------------------------------------------------------------------------------
 # The method
 # --------------------------------------------------------------------------------------------
+def _check_settings(
+    *,
+    scales=(11, 15, 21),
+    t_lbp=0.016,
+    t_sharp=0.3,
+    t_blur=0.01,
+    alpha=0.5,
+    eps=1e-7,
+    lam=100.0,
+    levels=3,
+    max_iter=100,
+    tol=1e-4,
+    return_scales=False,
+) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`yi16_sharpness` out of range."""
+    who = "yi16_lbp"
+    check_int_sequence(who, "scales", scales, minimum=1, odd=True)
+    check_float(who, "t_lbp", t_lbp, minimum=0, maximum=1)
+    t_sharp = check_float(who, "t_sharp", t_sharp, minimum=0, maximum=1)
+    t_blur = check_float(who, "t_blur", t_blur, minimum=0, maximum=1)
+    if t_blur > t_sharp:
+        raise fail(who, "t_blur", f"<= t_sharp ({t_sharp:g})", t_blur)
+    check_float(who, "alpha", alpha, minimum=0)
+    check_float(who, "eps", eps, minimum=0, min_open=True)
+    check_float(who, "lam", lam, minimum=0, min_open=True)
+    check_int(who, "levels", levels, minimum=1)
+    check_int(who, "max_iter", max_iter, minimum=1)
+    check_float(who, "tol", tol, minimum=0)
+    check_bool(who, "return_scales", return_scales)
+
+
 def matted_sharpness_maps(
     rgb: np.ndarray,
     *,
@@ -613,15 +634,14 @@ def matted_sharpness_maps(
     interpolating :math:`(a, b)` linearly and applying them to the finer photo; the result is
     clipped to ``[0, 1]``.
     """
+    _check_settings(scales=scales, t_lbp=t_lbp, t_sharp=t_sharp, t_blur=t_blur, eps=eps, lam=lam, levels=levels)
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"yi16_lbp: expected an H x W x 3 RGB image, got shape {rgb.shape}")
     scales = [int(s) for s in scales]
-    if not scales:
-        raise ValueError("yi16_lbp: need at least one scale")
     levels8 = np.round(rgb.astype(np.float64) * 255.0)  # the 8-bit photo the authors read
-    img = levels8 / 255.0  # im2double
-    grey = _round_half_away(rgb_to_grey(levels8))  # rgb2gray of uint8: rounded grey levels
+    img = im2double(levels8.astype(np.uint8))
+    grey = matlab_round(rgb_to_grey(levels8))  # rgb2gray of uint8: rounded grey levels
     n_levels = _pyramid_levels(img.shape[:2], int(levels))
     images = [img]
     for _ in range(n_levels - 1):
@@ -705,6 +725,19 @@ def yi16_sharpness(
       all blurred) are not standardised but used as they are; images with a side below 21 px
       use fewer pyramid levels (each level needs a 3 x 3 window).
     """
+    _check_settings(
+        scales=scales,
+        t_lbp=t_lbp,
+        t_sharp=t_sharp,
+        t_blur=t_blur,
+        alpha=alpha,
+        eps=eps,
+        lam=lam,
+        levels=levels,
+        max_iter=max_iter,
+        tol=tol,
+        return_scales=return_scales,
+    )
     matted = matted_sharpness_maps(
         rgb, scales=scales, t_lbp=t_lbp, t_sharp=t_sharp, t_blur=t_blur, eps=eps, lam=lam, levels=levels
     )
@@ -731,6 +764,7 @@ class Yi16LBP(Detector):
         t_blur: float = 0.01,
         alpha: float = 0.5,
     ) -> None:
+        _check_settings(scales=scales, t_lbp=t_lbp, t_sharp=t_sharp, t_blur=t_blur, alpha=alpha)
         super().__init__(scales=tuple(int(s) for s in scales), t_lbp=t_lbp, t_sharp=t_sharp, t_blur=t_blur, alpha=alpha)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

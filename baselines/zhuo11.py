@@ -41,8 +41,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import check_choice, check_float
 from ._defocus import canny_matlab, canny_octave, gradient_ratio
-from .interface import Detector, rgb_to_grey
+from .interface import Detector
+from .matlab import padarray, rgb_to_grey, scipy_mode
 from .matting import matting_laplacian, propagate
 
 _SOLVERS = ("auto", "cholmod", "direct", "cg")
@@ -51,9 +53,18 @@ _CANNY = {"matlab": canny_matlab, "octave": canny_octave}
 __all__ = ["Zhuo11", "Zhuo11Result", "sparse_bilateral_filter", "sparse_defocus", "zhuo11_defocus"]
 
 
-def _check_canny(canny: str, who: str) -> None:
-    if canny not in _CANNY:
-        raise ValueError(f"{who}: canny must be one of {', '.join(map(repr, _CANNY))}, got {canny!r}")
+def _check_settings(
+    *, std=1.0, lam=0.001, max_blur=3.0, canny_thresh=0.1, canny_sigma=1.0, solver="auto", canny="matlab"
+) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a setting of :func:`zhuo11_defocus` out of range."""
+    who = "zhuo11"
+    check_float(who, "std", std, minimum=0, min_open=True)
+    check_float(who, "lam", lam, minimum=0, min_open=True)
+    check_float(who, "max_blur", max_blur, minimum=0, min_open=True)
+    check_float(who, "canny_thresh", canny_thresh, minimum=0, maximum=1, min_open=True)
+    check_float(who, "canny_sigma", canny_sigma, minimum=0, min_open=True)
+    check_choice(who, "solver", solver, _SOLVERS)
+    check_choice(who, "canny", canny, tuple(_CANNY))
 
 
 class Zhuo11Result(NamedTuple):
@@ -99,7 +110,9 @@ def sparse_defocus(grey: np.ndarray, edges: np.ndarray, *, std: float = 1.0, max
         \\sigma_{\\max}\\right).
     """
     s1, s2 = float(std), 1.5 * float(std)
-    ratio = gradient_ratio(grey, s1, s2, 2 * math.ceil(5 * s1) + 1, 2 * math.ceil(2 * s2) + 1, mode="nearest")
+    ratio = gradient_ratio(
+        grey, s1, s2, 2 * math.ceil(5 * s1) + 1, 2 * math.ceil(2 * s2) + 1, mode=scipy_mode("replicate")
+    )
     with np.errstate(invalid="ignore"):
         ok = np.asarray(edges, dtype=bool) & (ratio > 1.01) & (ratio <= s2 / s1)
     r2 = ratio[ok] ** 2
@@ -153,8 +166,8 @@ def sparse_bilateral_filter(sparse: np.ndarray, guide: np.ndarray, *, sigma_s: f
     spatial = np.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2.0 * sigma_s**2))
     spatial /= spatial.sum()
 
-    ps = np.pad(s, pnum, mode="edge")
-    pg = np.pad(g, ((pnum, pnum), (pnum, pnum), (0, 0)), mode="edge")
+    ps = padarray(s, pnum, "replicate")
+    pg = padarray(g, pnum, "replicate")
     wp = w + 2 * pnum
     flat_s = ps.ravel()
     planes = [np.ascontiguousarray(pg[:, :, c]).ravel() for c in range(g.shape[2])]
@@ -242,7 +255,15 @@ def zhuo11_defocus(
 
        .. math:: (L + \\lambda D)\\, d = \\lambda D \\hat s.
     """
-    _check_canny(canny, "zhuo11_defocus")
+    _check_settings(
+        std=std,
+        lam=lam,
+        max_blur=max_blur,
+        canny_thresh=canny_thresh,
+        canny_sigma=canny_sigma,
+        solver=solver,
+        canny=canny,
+    )
     img = np.asarray(rgb, dtype=np.float64)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"zhuo11_defocus: expected an H x W x 3 RGB image, got shape {img.shape}")
@@ -286,9 +307,7 @@ class Zhuo11(Detector):
         solver: str = "auto",
         canny: str = "matlab",
     ) -> None:
-        if solver not in _SOLVERS:
-            raise ValueError(f"zhuo11: solver must be one of {', '.join(_SOLVERS)}, got {solver!r}")
-        _check_canny(canny, "zhuo11")
+        _check_settings(std=std, lam=lam, max_blur=max_blur, solver=solver, canny=canny)
         super().__init__(std=std, lam=lam, max_blur=max_blur, solver=solver, canny=canny)
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:

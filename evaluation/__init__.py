@@ -41,8 +41,8 @@ def suite_dbm_loaded() -> bool:
 
 
 def blur_map() -> int:
-    """Entry point of the ``blur-map`` command (``python -m dbm.predict`` from any folder)."""
-    from dbm.predict import main
+    """Entry point of the ``blur-map`` command (``python -m evaluation.predict``)."""
+    from .predict import main
 
     return main()
 

@@ -23,7 +23,7 @@ from baselines.datasets import (
     split_text_of,
     stem_index,
 )
-from baselines.interface import read_raw
+from baselines.interface import InputError, check_pixels, read_raw
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -85,8 +85,13 @@ class ExternalMaps:
             raise DatasetError(f"{self.folder}: no map for {sample.stem}")
         if path.suffix.lower() == ".npy":
             try:
-                arr = np.load(path, allow_pickle=False)
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, so far
+                if arr.ndim >= 2:
+                    check_pixels(arr.shape[1], arr.shape[0], name=str(path))
+                arr = np.array(arr)
             except (OSError, ValueError) as exc:
+                if isinstance(exc, DatasetError | InputError):
+                    raise
                 raise DatasetError(f"{path}: not a readable .npy array ({exc})") from exc
         else:
             arr = read_raw(path)

@@ -48,6 +48,9 @@ __all__ = [
     "BETA2_SALIENCY",
     "ImageCounts",
     "MetricsAccumulator",
+    "PAPER_METRICS",
+    "SCALAR_FIELDS",
+    "SECONDARY_METRICS",
     "N_LEVELS",
     "Scores",
     "f_measure",
@@ -131,19 +134,22 @@ class Scores:
     per_image: list[dict] = field(repr=False, default_factory=list)
 
     def as_row(self) -> dict:
-        """The scalar fields, for a CSV row."""
-        return {
-            "n_images": self.n_images,
-            "ods": self.ods,
-            "ois": self.ois,
-            "ap": self.ap,
-            "ods_threshold": self.ods_threshold,
-            "ods_pooled": self.ods_pooled,
-            "ap_area": self.ap_area,
-            "fbeta_max": self.fbeta_max,
-            "fbeta_adaptive": self.fbeta_adaptive,
-            "mae": self.mae,
-        }
+        """The scalar fields (:data:`SCALAR_FIELDS`), for a CSV row."""
+        return {k: getattr(self, k) for k in SCALAR_FIELDS}
+
+
+#: The paper's metrics, in the order of its tables.
+PAPER_METRICS = ("ods", "ois", "ap")
+#: Other conventions, reported apart from the paper's: field -> column title.
+SECONDARY_METRICS = {
+    "ods_pooled": "ODS (pooled counts, BSDS)",
+    "ap_area": "AP (area under PR)",
+    "fbeta_max": "max F(beta^2=0.3)",
+    "fbeta_adaptive": "adaptive F(beta^2=0.3)",
+    "mae": "MAE",
+}
+#: Every scalar field of :class:`Scores`, in CSV column order (derived from the two above).
+SCALAR_FIELDS = ("n_images", *PAPER_METRICS, "ods_threshold", *SECONDARY_METRICS)
 
 
 class MetricsAccumulator:

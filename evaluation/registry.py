@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
+
+import numpy as np
 
 from . import suite_dbm_loaded
 
-__all__ = ["METHODS", "MethodSpec", "UnknownMethodError", "get_detector", "load_class", "resolve_methods"]
+__all__ = ["METHODS", "MethodSpec", "UnknownMethodError", "build", "get_detector", "load_class", "resolve_methods"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class MethodSpec:
         Whether ``--methods all`` includes it (False for variants that need user weights).
     needs_torch : bool
         Whether the detector imports torch (informational; imports are lazy anyway).
+    published_curve : str, optional
+        The name of this method's image-averaged PR curve among those published with the HiFST
+        evaluation code (``BlurDetection_<name>_PRCurve.txt``, all 1,000 CUHK images), for
+        :mod:`evaluation.fidelity`.
     """
 
     target: str
@@ -43,20 +51,21 @@ class MethodSpec:
     paper_row: str | None = None
     in_all: bool = True
     needs_torch: bool = False
+    published_curve: str | None = None
 
 
 #: name -> spec, one line per method, in the order of the paper's tables (reports keep this order).
 METHODS: dict[str, MethodSpec] = {
     # The rows of the paper's Table III, in its order ----------------------------------------------
-    "liu08": MethodSpec("baselines.liu08:Liu08", "Liu, Li & Jia 2008 spectrum slope, gradient span and saturation features, naive Bayes (trained)", paper_row="Liu08"),
-    "chakrabarti10": MethodSpec("baselines.chakrabarti10:Chakrabarti10", "Chakrabarti, Zickler & Freeman 2010 local box-blur likelihood, colour MRF", paper_row="Chakrabarti10"),
-    "zhuo11": MethodSpec("baselines.zhuo11:Zhuo11", "Zhuo & Sim 2011 re-blur defocus estimates at edges, matting-Laplacian propagation", paper_row="Zhuo11"),
-    "su11_svd": MethodSpec("baselines.su11_svd:Su11SVD", "Su et al. 2011 local singular value feature", paper_row="Su11"),
-    "shi14": MethodSpec("baselines.shi14:Shi14", "Shi, Xu & Jia 2014 gradient, spectrum and learned-filter features, naive Bayes, multi-scale BP (trained)", paper_row="Shi14"),
-    "chen16": MethodSpec("baselines.chen16:Chen16", "Chen, Chen & Chang 2016 fast defocus map, superpixel-graph propagation", paper_row="Chen16"),
-    "tang16": MethodSpec("baselines.tang16:Tang16", "Tang et al. 2016 log averaged spectrum residual, superpixel neighbour refinement", paper_row="Tang16"),
-    "yi16_lbp": MethodSpec("baselines.yi16_lbp:Yi16LBP", "Yi & Eramian 2016 LBP sharpness, matting and multi-scale belief propagation", paper_row="Yi16"),
-    "hifst": MethodSpec("baselines.hifst:HiFST", "Golestaneh & Karam 2017 sorted high-frequency DCT coefficients of gradient magnitude, 4 scales", paper_row="HiFST"),
+    "liu08": MethodSpec("baselines.liu08:Liu08", "Liu, Li & Jia 2008 spectrum slope, gradient span and saturation features, naive Bayes (trained)", paper_row="Liu08", published_curve="Liu"),
+    "chakrabarti10": MethodSpec("baselines.chakrabarti10:Chakrabarti10", "Chakrabarti, Zickler & Freeman 2010 local box-blur likelihood, colour MRF", paper_row="Chakrabarti10", published_curve="Chakrabarti"),
+    "zhuo11": MethodSpec("baselines.zhuo11:Zhuo11", "Zhuo & Sim 2011 re-blur defocus estimates at edges, matting-Laplacian propagation", paper_row="Zhuo11", published_curve="Zhuo"),
+    "su11_svd": MethodSpec("baselines.su11_svd:Su11SVD", "Su et al. 2011 local singular value feature", paper_row="Su11", published_curve="Su"),
+    "shi14": MethodSpec("baselines.shi14:Shi14", "Shi, Xu & Jia 2014 gradient, spectrum and learned-filter features, naive Bayes, multi-scale BP (trained)", paper_row="Shi14", published_curve="Shi"),
+    "chen16": MethodSpec("baselines.chen16:Chen16", "Chen, Chen & Chang 2016 fast defocus map, superpixel-graph propagation", paper_row="Chen16", published_curve="Chang"),
+    "tang16": MethodSpec("baselines.tang16:Tang16", "Tang et al. 2016 log averaged spectrum residual, superpixel neighbour refinement", paper_row="Tang16", published_curve="Tang"),
+    "yi16_lbp": MethodSpec("baselines.yi16_lbp:Yi16LBP", "Yi & Eramian 2016 LBP sharpness, matting and multi-scale belief propagation", paper_row="Yi16", published_curve="Yi"),
+    "hifst": MethodSpec("baselines.hifst:HiFST", "Golestaneh & Karam 2017 sorted high-frequency DCT coefficients of gradient magnitude, 4 scales", paper_row="HiFST", published_curve="HiFSTBlurMap"),
     "dbm": MethodSpec("dbm.detector:DBM", "Ma et al. 2018 deep blur mapper, Configuration V, shipped weights (synthetic training data)", paper_row="DBM", needs_torch=True),
     # Single low-level features (building blocks of Liu08/Shi14, Fig. 2) and a reference floor -----
     "gradient_energy": MethodSpec("baselines.gradient_energy:GradientEnergy", "log local gradient energy (not a paper row)"),
@@ -108,9 +117,67 @@ def load_class(name: str) -> type:
     return getattr(module, attr)
 
 
+def build(name: str, *, device: str | None = None, weights: str | Path | None = None, **settings: Any):
+    """The one front door: build the registered detector ``name``, ready to use.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`.
+    device : str, optional
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for the methods that run on torch (ignored, and
+        not checked, by the others).
+    weights : path, optional
+        For DBM and its configurations/variants: a weight file written by ``python -m dbm.train``.
+        For the learned classical methods (``liu08``, ``shi14``): a state saved by the runner
+        (``CACHE/<method>/<key>-train<digest>/model.npz``), loaded with ``set_state``.
+    **settings
+        The method's own settings (its class signature), validated by the method.
+
+    Raises
+    ------
+    baselines.interface.InputError
+        For a bad setting, a weight file that is missing or of the wrong kind, or a method that
+        takes no weights.
+    """
+    from baselines.interface import InputError
+
+    cls = load_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = dict(settings)
+    if device is not None and "device" in params:
+        kwargs["device"] = device
+    state_file = None
+    if weights is not None:
+        weights = Path(weights)
+        if not weights.is_file():
+            raise InputError(f"{weights}: weight file for {name} not found")
+        if "weights" in params:
+            kwargs["weights"] = str(weights)
+        elif getattr(cls, "trainable", False):
+            state_file = weights
+        else:
+            raise InputError(f"{weights}: {name} takes no weight file (it does not learn)")
+    try:
+        detector = cls(**kwargs)
+    except InputError:
+        raise
+    except (TypeError, ValueError, FileNotFoundError) as exc:
+        raise InputError(f"{name}: {exc}") from exc
+    if state_file is not None:
+        try:
+            with np.load(state_file, allow_pickle=False) as data:
+                detector.set_state({k: data[k] for k in data.files})
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{state_file}: not a saved {name} state ({exc}); use the model.npz the "
+                             "runner writes when it trains the method") from exc
+        detector.trained_on = f"state {state_file}"
+    return detector
+
+
 def get_detector(name: str, **settings: Any):
-    """Build the registered detector ``name`` with optional setting overrides."""
-    return load_class(name)(**settings)
+    """Build the registered detector ``name`` with optional setting overrides (see :func:`build`)."""
+    return build(name, **settings)
 
 
 def resolve_methods(text: str | Iterable[str], extra: Iterable[str] = ()) -> list[str]:

@@ -24,8 +24,6 @@ interrupted command to resume it.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import inspect
 import os
 import shutil
 import sys
@@ -34,18 +32,28 @@ from typing import Sequence
 
 import numpy as np
 
+from baselines.datasets import canonical_split, training_split_of
 from baselines.interface import InputError
+from .cache import MapCache, file_digest, samples_digest
 from .datasets import Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
 from .engine import LazyPairs, MethodResult, evaluate_detector, evaluate_maps
-from .registry import METHODS, UnknownMethodError, load_class, resolve_methods
+from .paper import TABLE_OF_SPLIT
+from .registry import METHODS, UnknownMethodError, build, resolve_methods
 
 __all__ = ["main", "build_parser"]
 
 DEMO_LABEL = "synthetic demo"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``error: ...``, exit code 2) instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m evaluation.run",
         description="Evaluate local blur detectors with the paper's metrics (ODS, OIS, AP, PR curve).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="all", help="'all' or a comma-separated list (default: all)")
     p.add_argument("--data", type=Path, help="benchmark folder in the CUHK layout (image/, gt/); "
                    "default: the built-in synthetic demo benchmark")
-    p.add_argument("--split", default=None, help="all, odd (D_o), even (D_e) or a list file "
+    p.add_argument("--split", default=None, help="all, odd (also D_o), even (also D_e) or a list file "
                    "(default: even, the paper's test set D_e)")
     p.add_argument("--train-split", default=None, help="split learned methods train on "
                    "(default: odd when testing even, even when testing odd)")
@@ -69,11 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for cached maps, trained states and the demo data (default: OUT/cache)")
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/METHOD/STEM.png (255 = blurred)")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the images whose photos are present")
-    p.add_argument("--workers", type=int, default=1, help="processes computing maps in parallel (CPU methods)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for torch methods")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of the split")
+    p.add_argument("--workers", type=_positive_int, default=1, help="processes computing maps in parallel (CPU methods)")
+    p.add_argument("--device", default="auto", help="device for torch methods: auto (CUDA when available, "
+                   "else CPU), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N images of the split")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def _progress(quiet: bool):
@@ -99,49 +119,45 @@ def _parse_weights(items: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def _make_detector(name: str, device: str, weights: Path | None = None):
-    cls = load_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    kwargs: dict = {}
-    if "device" in params:
-        kwargs["device"] = device
-    if weights is not None:
-        if "weights" not in params:
-            raise DatasetError(f"--weights {name}=...: {name} takes no weight file")
-        kwargs["weights"] = str(weights)
-    try:
-        return cls(**kwargs)
-    except (ValueError, FileNotFoundError) as exc:
-        raise DatasetError(f"{name}: {exc}") from exc
-
-
-def _train_hash(samples) -> str:
-    return hashlib.sha256("\n".join(f"{s.stem}:{s.image_path.name}" for s in samples).encode()).hexdigest()[:10]
-
-
 def _train_or_load(detector, name: str, samples, trained_on: str, cache_root: Path, verbose: bool) -> str:
-    """Fit a learned detector on ``samples`` or load the state cached for them; return the cache suffix."""
-    key = _train_hash(samples)
-    state_path = cache_root / name / f"{detector.cache_key()}-train{key}" / "model.npz"
-    if state_path.is_file():
-        with np.load(state_path, allow_pickle=False) as data:
-            detector.set_state({k: data[k] for k in data.files})
-    else:
-        if verbose:
-            print(f"training {name} on {trained_on} ...", file=sys.stderr)
-        detector.fit(LazyPairs(samples))
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_path.with_name("model.tmp.npz")
-        np.savez(tmp, **detector.get_state())
-        os.replace(tmp, state_path)
+    """Fit a learned detector on ``samples`` or load the state cached for them; return the cache suffix.
+
+    The state is keyed by the detector's settings and the bytes of every training photo and mask,
+    and written under a lock, so concurrent runs train once and a changed photo retrains.
+    """
+    from filelock import FileLock
+
+    suffix = f"-train{samples_digest(samples)}"
+    state_path = cache_root / name / f"{detector.cache_key()}{suffix}" / "model.npz"
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(state_path.with_suffix(".lock"))):
+        if state_path.is_file():
+            with np.load(state_path, allow_pickle=False) as data:
+                detector.set_state({k: data[k] for k in data.files})
+        else:
+            if verbose:
+                print(f"training {name} on {trained_on} ...", file=sys.stderr)
+            detector.fit(LazyPairs(samples))
+            tmp = state_path.with_name(f"model.{os.getpid()}.tmp.npz")
+            np.savez(tmp, **detector.get_state())
+            os.replace(tmp, state_path)
     detector.trained_on = trained_on
-    return f"-train{key}"
+    return suffix
+
+
+def _demo_dataset(cache_root: Path) -> Dataset:
+    """The built-in synthetic demo benchmark, built once (under a lock: runs may share a cache)."""
+    from filelock import FileLock
+
+    from .demo import ensure_demo
+
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_root / ".demo.lock")):
+        return Dataset(ensure_demo(cache_root / "demo_data"), DEMO_LABEL)
 
 
 def _demo_training_samples(cache_root: Path):
-    from .demo import ensure_demo
-
-    samples = Dataset(ensure_demo(cache_root / "demo_data"), DEMO_LABEL).samples("odd")
+    samples = _demo_dataset(cache_root).samples("odd")
     return samples, f"{DEMO_LABEL} odd ({len(samples)} images)"
 
 
@@ -160,12 +176,17 @@ def _prepare_trainable(detector, name: str, args, dataset: Dataset, dataset_labe
     vice versa) of ``--train-data`` or the evaluated dataset; when it has no photos (``--split all``,
     or only test photos present), the built-in synthetic demo's D_o is used and a note says so.
     """
-    train_split = args.train_split or {"even": "odd", "odd": "even"}.get(split)
+    train_split = canonical_split(args.train_split) if args.train_split else training_split_of(split)
     train_ds, train_label = (Dataset(args.train_data), None) if args.train_data else (dataset, dataset_label)
     train_label = train_label or train_ds.label
     samples = []
     if train_split is not None and _has_any_photo(train_ds, train_split):
         samples = train_ds.samples(train_split, need_images=True, allow_missing=True)
+        if train_ds.root.resolve() == dataset.root.resolve():
+            overlap = sorted(set(s.stem for s in samples) & set(dataset.stems(split)))
+            if overlap:
+                raise DatasetError(f"{name} would train on {len(overlap)} image(s) of the tested split "
+                                   f"({', '.join(overlap[:4])}...); choose a --train-split disjoint from --split")
     if samples:
         trained_on = f"{train_label} {split_text_of(train_split)} ({len(samples)} images)"
     else:
@@ -193,6 +214,11 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
         maps[name] = ExternalMaps(name, folder, high_is_sharp=sharp)
     methods = resolve_methods(args.methods, extra=list(maps))
     weights = _parse_weights(args.weights)
+    from dbm.device import parse_device, resolve_device
+
+    device = parse_device(args.device)  # the spelling, without torch
+    if device not in ("auto", "cpu"):
+        resolve_device(device)  # CUDA asked for: a one-line error now when there is none
     for name in maps:
         if name not in methods:
             print(f"note: --maps {name} is not evaluated: add {name} to --methods (or use --methods all)",
@@ -202,16 +228,15 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
         raise DatasetError(f"--weights given for {', '.join(unused)}, which --methods does not select")
 
     if args.data is None:
-        from .demo import ensure_demo
-
-        dataset = Dataset(ensure_demo(cache_root / "demo_data"), DEMO_LABEL)
+        dataset = _demo_dataset(cache_root)
         label, is_cuhk = DEMO_LABEL, False
     else:
         dataset = Dataset(args.data)
         label = dataset.label
         is_cuhk = len(dataset.masks) == 1000 and all(s.startswith(("motion", "out_of_focus")) for s in dataset.masks)
-    split = args.split or "even"
+    split = canonical_split(args.split or "even")
     split_label = split_text_of(split)
+    paper_table = TABLE_OF_SPLIT.get(split) if is_cuhk else None
 
     need_images = any(m not in maps for m in methods)
     all_stems = dataset.stems(split)
@@ -229,30 +254,33 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
                      "(the others have no photo, or --limit was given)")
         print(f"note: {notes[-1]}", file=sys.stderr)
 
+    from .report import grid_stems, write_outputs
+
+    grid = grid_stems(samples)
     results: list[MethodResult] = []
     for name in methods:
         if name in maps:
             subset = [s for s in samples if s.stem in maps[name].files]
-            results.append(evaluate_maps(maps[name], subset, progress=progress))
+            results.append(evaluate_maps(maps[name], subset, progress=progress, keep=grid))
             continue
-        detector = _make_detector(name, args.device, weights.get(name))
+        detector = build(name, device=device, weights=weights.get(name))
         suffix = ""
-        if detector.trainable:
+        if detector.trainable and name in weights:  # a saved state: its bytes key the maps
+            suffix = f"-state{file_digest(weights[name])}"
+        elif detector.trainable:
             suffix = _prepare_trainable(detector, name, args, dataset, label, cache_root, split, notes, progress)
-        workers = 1 if METHODS[name].needs_torch else max(1, args.workers)
-        result = evaluate_detector(name, detector, samples, cache_root / name / f"{detector.cache_key()}{suffix}",
-                                   workers=workers, progress=progress)
+        workers = 1 if METHODS[name].needs_torch else args.workers
+        cache = MapCache.for_method(cache_root, name, f"{detector.cache_key()}{suffix}")
+        result = evaluate_detector(name, detector, samples, cache, workers=workers, progress=progress, keep=grid)
         results.append(result)
         if args.save_maps:
             dest = out / "maps" / name
             dest.mkdir(parents=True, exist_ok=True)
             for s in samples:
-                shutil.copyfile(result.cache_dir / f"{s.stem}.png", dest / f"{s.stem}.png")
+                shutil.copyfile(cache.path(s), dest / f"{s.stem}.png")
 
-    from .report import write_outputs
-
-    table = write_outputs(out, results, dataset=label, split=split_label, is_cuhk=is_cuhk, samples=samples,
-                          maps_source=maps, notes=notes)
+    table = write_outputs(out, results, dataset=label, split=split_label, paper_table=paper_table,
+                          samples=samples, grid=grid, notes=notes)
     print(f"\n{label}, split {split_label}, {len(samples)} images\n")
     print(table)
     print(f"\nwrote {out / 'metrics.csv'}, {out / 'report.md'}, {out / 'pr_curves.png'}")

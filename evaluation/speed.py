@@ -44,12 +44,13 @@ def _photos(ds: Dataset, n: int) -> list[np.ndarray]:
 def time_methods(methods: list[str], photos: list[np.ndarray], repeats: int, device: str, cache: Path,
                  progress=None) -> list[dict]:
     """Seconds per photo of each method (median over ``repeats`` of the mean over photos)."""
-    from .run import _make_detector, _prepare_trainable_on_demo
+    from .registry import build
+    from .run import _prepare_trainable_on_demo
 
     rows = []
     wrap = progress or (lambda it, **kw: it)
     for name in wrap(methods, desc="methods", unit="method"):
-        det = _make_detector(name, device)
+        det = build(name, device=device)
         trained_on = _prepare_trainable_on_demo(det, name, cache) if det.trainable else ""
         det(photos[0])  # warm-up: imports, weight loading, caches
         means = []
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, help="benchmark folder (default: the synthetic demo)")
     p.add_argument("--images", type=int, default=10, help="number of photos (the paper used 10)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", default="auto", help="device for torch methods: auto, cpu, cuda or cuda:N")
     p.add_argument("--out", type=Path, default=Path("blur_results"))
     p.add_argument("--cache", type=Path, default=None, help="demo data and trained states (default: OUT/cache)")
     args = p.parse_args(argv)

@@ -44,6 +44,12 @@ def cuhk_dir(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cuhk_full_dir(shared_dir: Path) -> Path:
+    """The whole CUHK benchmark: 1,000 photos and masks."""
+    return _require(shared_dir / "data" / "cuhk_full", "full CUHK data")
+
+
+@pytest.fixture(scope="session")
 def reference_dir(shared_dir: Path) -> Path:
     """Outputs of the original implementations on the 12 photos."""
     return _require(shared_dir / "reference", "reference outputs")

@@ -18,7 +18,7 @@ from baselines.chakrabarti10 import (
     estimate_noise_sigma,
     windowed_gains,
 )
-from baselines.interface import rgb_to_grey
+from baselines.interface import InputError, rgb_to_grey
 
 
 def _photo() -> np.ndarray:
@@ -124,12 +124,23 @@ def test_motion_blurred_region_is_detected():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"min_length": 1}, "min_length"),
-        ({"max_length": 64}, "shorter than the window"),
-        ({"directions": ()}, "direction"),
-        ({"directions": ("sideways",)}, "unknown direction"),
+        ({"min_length": 1}, "min_length must be an integer >= 2"),
+        ({"max_length": 64}, r"max_length must be shorter than the window \(64\), got 64"),
+        ({"max_length": 2, "min_length": 3}, r"max_length must be an integer >= 3, got 2"),
+        ({"directions": ()}, "directions must be a non-empty sequence of 'horizontal'"),
+        ({"directions": ("sideways",)}, "directions must be a non-empty sequence of"),
+        ({"window": 3}, "window must be an integer >= 4"),
+        ({"stride": 0}, "stride must be an integer >= 1"),
+        ({"noise_sigma": -0.1}, "noise_sigma must be None or a finite number >= 0"),
+        ({"noise_sigma": float("inf")}, "noise_sigma must be None or a finite number >= 0"),
+        ({"smoothness": float("nan")}, "smoothness must be a finite number >= 0"),
+        ({"colour_weight": -1.0}, "colour_weight must be a finite number >= 0"),
+        ({"colour_components": 0}, "colour_components must be an integer >= 1"),
+        ({"iterations": 0}, "iterations must be an integer >= 1"),
     ],
 )
 def test_bad_parameters(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match="^chakrabarti10: " + match):
         chakrabarti10(np.random.default_rng(0).random((40, 40, 3)), **kwargs)
+    with pytest.raises(InputError, match="^chakrabarti10: " + match):
+        Chakrabarti10(**kwargs)

@@ -109,3 +109,32 @@ def test_given_labels_and_edges_are_used():
 def test_slic_gives_about_200_superpixels(natural_rgb):
     res = chen16_defocus(natural_rgb.astype(np.float64))
     assert 120 <= res.labels.max() + 1 <= 260
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"alpha": 0.0}, "chen16: alpha must be a finite number in (0, 1], got 0.0"),  # singular system
+        ({"alpha": 1.5}, "chen16: alpha must be a finite number in (0, 1], got 1.5"),
+        ({"beta": -60.0}, "chen16: beta must be a finite number >= 0, got -60.0"),
+        ({"std": 0}, "chen16: std must be a finite number > 0, got 0"),
+        ({"n_segments": 0}, "chen16: n_segments must be an integer >= 1, got 0"),
+        ({"compactness": float("inf")}, "chen16: compactness must be a finite number > 0, got inf"),
+    ],
+)
+def test_out_of_range_settings(kwargs, message):
+    from baselines.interface import InputError
+
+    with pytest.raises(InputError) as info:
+        Chen16(**kwargs)
+    assert str(info.value) == message
+    with pytest.raises(InputError) as info:
+        chen16_defocus(np.zeros((20, 20, 3)), **kwargs)
+    assert str(info.value) == message
+
+
+def test_min_seeds_checked():
+    from baselines.interface import InputError
+
+    with pytest.raises(InputError, match=r"^chen16: min_seeds must be an integer >= 1, got 0$"):
+        chen16_defocus(np.zeros((20, 20, 3)), min_seeds=0)

@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dbm import quantize  # noqa: E402
-from dbm.detector import DBM, DETECTORS, SHIPPED_WEIGHTS  # noqa: E402
+from dbm.detector import DBM, SHIPPED_WEIGHTS
+from evaluation.registry import load_class  # noqa: E402
 from dbm.model import build_model, load_weights, quantize_int8, save_weights  # noqa: E402
 
 pytestmark = pytest.mark.skipif("x86" not in torch.backends.quantized.supported_engines,
@@ -115,7 +116,7 @@ def test_quantize_cli_reports_errors_in_one_line(tmp_path, capsys, calibrated):
 
 def test_int8_detector_matches_fp32_and_needs_a_calibration(calibrated, natural_rgb):
     plain, with_int8 = calibrated
-    cls = DETECTORS["dbm_config_ii"]
+    cls = load_class("dbm_config_ii")
     with pytest.raises(ValueError, match="no int8 calibration"):
         cls(weights=str(plain), precision="int8")
     with pytest.raises(ValueError, match="CPU only"):
@@ -130,7 +131,7 @@ def test_int8_detector_matches_fp32_and_needs_a_calibration(calibrated, natural_
 
 
 def test_predict_cli_accepts_int8(tmp_path, calibrated, natural_rgb):
-    from dbm import predict
+    from evaluation import predict
 
     _, with_int8 = calibrated
     cv2.imwrite(str(tmp_path / "a.png"), np.round(natural_rgb[..., ::-1] * 255).astype(np.uint8))
@@ -151,3 +152,14 @@ def test_shipped_weights_run_in_int8_close_to_fp32():
     b = DBM(size=192, precision="int8")(photo)
     assert np.abs(a - b).mean() < 0.03
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
+
+
+def test_int8_network_is_padded_and_cropped_like_the_float_one(natural_rgb):
+    """Configuration V at 97 x 131 (not multiples of 16): the int8 logits follow the float ones."""
+    net = _net("V")
+    qnet, _ = quantize_int8(net, _images(natural_rgb, size=96))
+    x = torch.from_numpy(np.ascontiguousarray(natural_rgb[:97, :131].transpose(2, 0, 1)))[None]
+    with torch.inference_mode():
+        z, zq = net(x), qnet(x)
+    assert zq.shape == z.shape == (1, 1, 97, 131)
+    assert float(torch.corrcoef(torch.stack([z.flatten(), zq.flatten()]))[0, 1]) > 0.99

@@ -113,3 +113,58 @@ def test_weights_roundtrip_fp16(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a weight file")
     with pytest.raises(ValueError, match="DBM weight file"):
         load_weights(tmp_path / "bad.pt")
+
+
+# --- alignment for any input size (pad to a multiple of the stride, crop back) ---------------------------------------
+def _random_head(net, seed=1):
+    with torch.no_grad():
+        for m in net.head_modules():
+            m.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(seed))
+    return net
+
+
+def _step(h, w, column):
+    x = torch.full((1, 3, h, w), 0.2)
+    x[..., column:] = 0.8
+    return x
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c}-{v}" for c, v in CASES])
+def test_a_shifted_step_edge_shifts_the_map_by_the_same_amount(nets, case):
+    """401 px wide (not a multiple of 16): moving the edge 32 px right moves the map 32 px, exactly.
+
+    Before the padding, the last feature column was stretched over the partial cell and the map
+    moved by 30.8 px (Configuration V), misaligned by up to ~14 px at the right.
+    """
+    net = _random_head(nets[case])
+    with torch.no_grad():
+        a = net(_step(24, 401, 160))[0, 0]
+        b = net(_step(24, 401, 192))[0, 0]
+    window = slice(120, 200)
+    assert float(a[:, window].max() - a[:, window].min()) > 1e-3  # the edge shows in the map
+    errors = {s: float((b[:, 120 + s : 200 + s] - a[:, window]).abs().max()) for s in range(24, 41)}
+    assert min(errors, key=errors.get) == 32
+    assert errors[32] < 1e-4 * max(1.0, float(a.abs().max()))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c}-{v}" for c, v in CASES])
+def test_extra_columns_on_the_right_do_not_move_the_map(nets, case):
+    """The map of a 40 x 337 image equals, on the left, the map of its first 336 columns (16 x 21)."""
+    net = _random_head(nets[case])
+    x = torch.rand(1, 3, 40, 337, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = net(x)[0, 0]
+        cut = net(x[..., :336])[0, 0]
+    assert full.shape == (40, 337)
+    torch.testing.assert_close(full[:, :200], cut[:, :200], atol=1e-4 * max(1.0, float(cut.abs().max())), rtol=0)
+
+
+def test_padding_changes_nothing_at_multiples_of_the_stride():
+    net = _random_head(build_model("V", pretrained=False, seed=0).eval())
+    assert net.stride == 16 and DBMNet(3).stride == 4
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    assert net.pad(x) is x
+    with torch.no_grad():
+        ref = net.score(net.trunk(net.input(x))[-1])
+        ref = torch.nn.functional.interpolate(ref, size=(48, 64), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(net(x), ref)

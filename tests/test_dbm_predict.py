@@ -1,4 +1,4 @@
-"""``python -m dbm.predict`` and the registered DBM detectors."""
+"""``blur-map`` (``python -m evaluation.predict``) and the registered DBM detectors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dbm import predict  # noqa: E402
-from dbm.detector import DBM, DETECTORS, SHIPPED_WEIGHTS  # noqa: E402
+from evaluation import predict  # noqa: E402
+from dbm.detector import DBM, SHIPPED_WEIGHTS
+from evaluation.registry import load_class  # noqa: E402
 from dbm.model import build_model, save_weights  # noqa: E402
 
 
@@ -56,10 +57,10 @@ def test_predict_reports_bad_input_in_one_line(tmp_path, capsys, small_weights):
 
 def test_variants_need_weights_of_their_architecture(small_weights):
     with pytest.raises(ValueError, match="no shipped weights"):
-        DETECTORS["dbm_dsn"]()
+        load_class("dbm_dsn")()
     with pytest.raises(ValueError, match="needs depth 1"):
-        DETECTORS["dbm_config_i"](weights=str(small_weights))
-    det = DETECTORS["dbm_config_ii"](weights=str(small_weights))
+        load_class("dbm_config_i")(weights=str(small_weights))
+    det = load_class("dbm_config_ii")(weights=str(small_weights))
     assert det.input_size == 48
     out = det(np.random.default_rng(0).random((97, 131, 3)).astype(np.float32))
     assert out.shape == (97, 131) and 0 <= out.min() and out.max() <= 1
@@ -94,5 +95,5 @@ def test_map_cache_key_follows_the_weight_file_content(tmp_path):
     for seed in (0, 1, 0):
         net = build_model("II", pretrained=False, seed=seed)
         save_weights(net, path, {"input_size": 48})
-        keys.append(DETECTORS["dbm_config_ii"](weights=str(path)).cache_key())
+        keys.append(load_class("dbm_config_ii")(weights=str(path)).cache_key())
     assert keys[0] != keys[1] and keys[0] == keys[2]

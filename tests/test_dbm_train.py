@@ -38,7 +38,7 @@ def _losses(run):
 
 
 def _args(data, out, *extra):
-    return parse_args(["--data", str(data), "--out", str(out), "--config", "II", "--scratch", "--size", "48",
+    return parse_args(["--data", str(data), "--out", str(out), "--split", "all", "--config", "II", "--scratch", "--size", "48",
                        "--batch-size", "2", "--optimizer", "adam", "--lr", "1e-3", "--no-progress", *extra])
 
 
@@ -99,3 +99,131 @@ def test_cached_frozen_stages_train_the_rest_only(two_pairs, tmp_path):
     assert np.isfinite(_losses(tmp_path / "run")).all()
     with pytest.raises(SystemExit, match="freeze-stages"):
         train(_args(two_pairs, tmp_path / "bad", "--iterations", "1", "--cache-features", str(tmp_path / "f2.npy")), log=quiet)
+
+
+# --- defaults: the paper's recipe (D_o, fp32) ----------------------------------------------------------------------
+def test_defaults_train_on_d_o_in_float32(capsys):
+    args = parse_args(["--data", "d", "--out", "o"])
+    assert args.split == "odd" and args.amp == "off" and args.loss_norm == "pixel" and args.device == "auto"
+    assert not args.no_hed_lr_mults
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "odd (D_o" in text and "the default" in text and "off (the default)" in text and "fp32" in text
+
+
+def test_default_run_records_its_recipe(two_pairs, tmp_path):
+    final = train(_args(two_pairs, tmp_path / "run", "--iterations", "1"), log=lambda *a: None)
+    _, meta = load_weights(final)
+    assert meta["loss_norm"] == "pixel" and meta["amp"] == "off" and meta["split"] == "all"
+    assert meta["device"] == "cpu" or meta["device"].startswith("cuda")
+
+
+# --- one source of truth: configurations, variants, weight-file format ----------------------------------------------
+def test_choices_and_checkpoint_format_come_from_the_model(two_pairs, tmp_path):
+    from pathlib import Path
+
+    import dbm.train as t
+    from dbm.model import CONFIGURATIONS, VARIANTS, WEIGHT_KEYS, read_weight_file
+
+    choices = {a.dest: a.choices for a in t.build_parser()._actions}
+    assert choices["config"] == list(CONFIGURATIONS) and choices["variant"] == list(VARIANTS)
+    source = Path(t.__file__).read_text()
+    assert "dbm-weights-1" not in source and '"I": 1' not in source and '"fcn8s", "fusion"' not in source
+    train(_args(two_pairs, tmp_path / "run", "--iterations", "2"), log=lambda *a: None)
+    blob = read_weight_file(tmp_path / "run" / "last.pt")
+    assert set(WEIGHT_KEYS) <= set(blob) and blob["meta"]["loss_norm"] == "pixel"
+    model, _ = load_weights(tmp_path / "run" / "last.pt")
+    assert model.depth == 2
+
+
+# --- loss normalisation --------------------------------------------------------------------------------------------
+def test_batch_loss_norm_is_the_pixel_mean_times_h_w():
+    from dbm.train import pixel_loss
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 1, 5, 7, generator=g)
+    y = (torch.rand(3, 1, 5, 7, generator=g) > 0.5).float()
+    torch.testing.assert_close(pixel_loss(z, y, "batch"), pixel_loss(z, y, "pixel") * 35)
+    with pytest.raises(ValueError, match="pixel, batch"):
+        pixel_loss(z, y, "sum")
+
+
+def test_loss_norm_batch_is_used_and_recorded(two_pairs, tmp_path):
+    final = train(_args(two_pairs, tmp_path / "run", "--iterations", "2", "--loss-norm", "batch", "--lr", "1e-6"),
+                  log=lambda *a: None)
+    _, meta = load_weights(final)
+    assert meta["loss_norm"] == "batch"
+    assert _losses(tmp_path / "run")[0] > 100  # a sum over 48 x 48 pixels, not a mean (~0.7)
+
+
+# --- HED learning-rate multipliers (fusion, dsn) ------------------------------------------------------------------
+def _lr_of(groups):
+    return {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+
+
+@pytest.mark.parametrize("variant", ["fusion", "dsn"])
+def test_hed_learning_rate_multipliers(variant):
+    from dbm.model import build_model
+    from dbm.train import _param_groups
+
+    net = build_model("V", variant, pretrained=False, seed=0)
+    args = parse_args(["--data", "d", "--out", "o", "--variant", variant])
+    base, wd = args.lr, args.weight_decay
+    lr = _lr_of(_param_groups(net, args))
+    expect = {
+        net.trunk.stages[0][0]: 1, net.trunk.stages[3][4]: 1,  # conv1_1, conv4_3
+        net.trunk.stages[4][0]: 100, net.trunk.stages[4][4]: 100,  # conv5_1, conv5_3
+        net.score[0]: 0.01, net.score[4]: 0.01, net.fuse: 0.001,
+    }
+    for layer, mult in expect.items():
+        assert lr[id(layer.weight)] == (pytest.approx(base * mult), wd)
+        assert lr[id(layer.bias)] == (pytest.approx(base * mult * 2), 0.0)  # HED: 200 / 0.02 / 0.002
+    off = _lr_of(_param_groups(net, parse_args(["--data", "d", "--out", "o", "--variant", variant, "--no-hed-lr-mults"])))
+    assert {v for v in off.values()} == {(base, wd), (2 * base, 0.0)}
+
+
+def test_plain_and_fcn8s_keep_two_groups_and_the_schedule_keeps_the_ratios():
+    from dbm.model import build_model
+    from dbm.train import _param_groups, _set_lr
+
+    for variant in ("plain", "fcn8s"):
+        net = build_model("V", variant, pretrained=False, seed=0)
+        groups = _param_groups(net, parse_args(["--data", "d", "--out", "o", "--variant", variant]))
+        assert len(groups) == 2
+    net = build_model("V", "fusion", pretrained=False, seed=0)
+    opt = torch.optim.SGD(_param_groups(net, parse_args(["--data", "d", "--out", "o", "--variant", "fusion"])), lr=1.0)
+    _set_lr(opt, 5, 10, 0.9)
+    ratios = {round(g["lr"] / g["base_lr"], 9) for g in opt.param_groups}
+    assert ratios == {round(0.5**0.9, 9)}
+
+
+# --- run folders: never overwritten by accident; --resume keeps the recipe -----------------------------------------
+def test_resume_refuses_a_changed_recipe_and_overwrite_starts_again(two_pairs, tmp_path, capsys):
+    from dbm.train import main
+
+    quiet = lambda *a: None  # noqa: E731
+    run = tmp_path / "run"
+    train(_args(two_pairs, run, "--iterations", "2"), log=quiet)
+    base = ["--data", str(two_pairs), "--out", str(run), "--config", "II", "--scratch", "--size", "48", "--batch-size",
+            "2", "--optimizer", "adam", "--lr", "1e-3", "--no-progress", "--iterations", "3", "--device", "cpu"]
+    before = (run / "final.pt").read_bytes()
+    assert main(base) == 2  # default --split odd, no --resume: the folder holds a run
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "already holds a run" in err and "--resume" in err
+    assert main([*base, "--resume"]) == 2  # the run was trained on --split all
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--split all" in err
+    assert (run / "final.pt").read_bytes() == before
+    with open(run / "loss.csv", "a") as f:  # a row logged after the last checkpoint, before a crash
+        f.write("9,0.5,1e-3,1.0\n")
+    assert main([*base, "--split", "all", "--resume"]) == 0
+    assert [int(r) for r in _iterations(run)] == [1, 2, 3]
+    assert main([*base, "--split", "all", "--overwrite", "--iterations", "1"]) == 0
+    assert [int(r) for r in _iterations(run)] == [1]
+
+
+def _iterations(run):
+    with open(run / "loss.csv") as f:
+        return [r["iteration"] for r in csv.DictReader(f)]

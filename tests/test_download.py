@@ -16,11 +16,16 @@ from evaluation import download as dl
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves files from ``server.files`` (name -> bytes), honouring ``Range: bytes=N-``."""
+    """Serves files from ``server.files`` (name -> bytes), honouring ``Range: bytes=N-``.
+
+    A list of bytes serves its items to successive requests (the last one from then on).
+    """
 
     def do_GET(self):  # noqa: N802 - http.server API
         name = self.path.rsplit("/", 1)[-1]
         body = self.server.files.get(name)  # type: ignore[attr-defined]
+        if isinstance(body, list):
+            body = body.pop(0) if len(body) > 1 else body[0]
         self.server.requests.append((name, self.headers.get("Range")))  # type: ignore[attr-defined]
         if body is None:
             self.send_error(404)
@@ -29,6 +34,12 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         if rng and self.server.ranges:  # type: ignore[attr-defined]
             start = int(rng.split("=")[1].rstrip("-"))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
@@ -107,6 +118,15 @@ def test_resume_uses_range_request(server, tmp_path):
     assert (tmp_path / "cuhk" / "gt" / "motion0002.png").read_bytes() == _png(2)
 
 
+def test_complete_part_file_is_used_as_is(server, tmp_path):
+    """A part file the server answers 416 for, of the server's size, is the whole archive."""
+    _, gt_zip, _ = _dataset()
+    url = _serve(server, b"", gt_zip)
+    (tmp_path / "a.zip.part").write_bytes(gt_zip)
+    assert dl.fetch(url + "BlurDatasetGT.zip", tmp_path / "a.zip", progress=False).read_bytes() == gt_zip
+    assert server.requests == [("BlurDatasetGT.zip", f"bytes={len(gt_zip)}-")]
+
+
 def test_server_without_range_support_restarts(server, tmp_path):
     server.ranges = False
     image_zip, gt_zip, _ = _dataset()
@@ -132,7 +152,7 @@ def test_missing_archive_is_a_clear_error(server, tmp_path):
         dl.download_cuhk(tmp_path / "c", base_url=url, manifest={}, progress=False, log=lambda m: None)
 
 
-@pytest.mark.parametrize("evil", ["../evil.png", "/abs/evil.png", "gt/../../evil.png", "C:/evil.png"])
+@pytest.mark.parametrize("evil", ["../evil.png", "/abs/evil.png", "gt/../../evil.png", "C:/evil.png", "..\\evil.png"])
 def test_path_traversal_refused(tmp_path, evil):
     archive = tmp_path / "bad.zip"
     archive.write_bytes(_zip({"gt/ok.png": _png(1), evil: _png(2)}))

@@ -151,3 +151,21 @@ def test_bad_settings():
         GradientStats(patch=10)
     with pytest.raises(ValueError, match="feature"):
         GradientStats(feature="entropy")
+
+
+def test_out_of_range_settings_fail_with_one_line():
+    from baselines.gradient_stats import gradient_stats
+    from baselines.interface import InputError
+
+    cases = [
+        ({"patch": 10}, "gradient_stats: patch must be an odd integer >= 3, got 10"),
+        ({"patch": True}, "gradient_stats: patch must be an odd integer >= 3, got True"),
+        ({"bins": 0}, "gradient_stats: bins must be an integer >= 1, got 0"),
+        ({"stride": 0}, "gradient_stats: stride must be an integer >= 1, got 0"),  # was silently 1
+        ({"feature": "entropy"}, "gradient_stats: feature must be one of 'span', 'kurtosis', got 'entropy'"),
+    ]
+    for kwargs, message in cases:
+        for build in (lambda: GradientStats(**kwargs), lambda: gradient_stats(np.zeros((20, 20, 3)), **kwargs)):
+            with pytest.raises(InputError) as info:
+                build()
+            assert str(info.value) == message

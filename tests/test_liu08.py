@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from _blur_synth import blur, dataset, make_pair
+from baselines.interface import InputError
 from baselines.liu08 import Liu08, histogram_nb_fit, histogram_nb_posterior, hsi_saturation, liu08_features
 
 
@@ -86,8 +87,19 @@ def test_state_round_trip(trained, natural_rgb):
     np.testing.assert_array_equal(other(natural_rgb), trained(natural_rgb))
 
 
+def test_front_door_loads_a_saved_state(trained, natural_rgb, tmp_path):
+    from evaluation.registry import build
+
+    np.savez(tmp_path / "model.npz", **trained.get_state())
+    loaded = build("liu08", weights=tmp_path / "model.npz")
+    np.testing.assert_array_equal(loaded(natural_rgb), trained(natural_rgb))
+    np.savez(tmp_path / "other.npz", unrelated=np.zeros(2))
+    with pytest.raises(InputError, match="not a saved liu08 state"):
+        build("liu08", weights=tmp_path / "other.npz")
+
+
 def test_untrained_and_bad_training_data_fail_clearly(natural_rgb):
-    with pytest.raises(RuntimeError, match="not trained"):
+    with pytest.raises(InputError, match="not trained yet: load a state"):
         Liu08()(natural_rgb)
     with pytest.raises(ValueError, match="both blurred and sharp"):
         Liu08().fit([(natural_rgb, np.ones(natural_rgb.shape[:2], bool))])
@@ -101,3 +113,19 @@ def test_blurring_more_raises_the_posterior(trained, natural_rgb):
     light = ndimage.gaussian_filter(natural_rgb, (1.0, 1.0, 0))
     heavy = ndimage.gaussian_filter(natural_rgb, (4.0, 4.0, 0))
     assert trained(heavy).mean() > trained(light).mean()
+
+
+def test_out_of_range_settings():
+    from baselines.interface import InputError
+
+    cases = [
+        ({"patch": 14}, "liu08: patch must be an odd integer >= 3, got 14"),
+        ({"ghs_stride": 0}, "liu08: ghs_stride must be an integer >= 1, got 0"),
+        ({"n_bins": 1}, "liu08: n_bins must be an integer >= 2, got 1"),  # one bin ignores the features
+        ({"train_pixels": 0}, "liu08: train_pixels must be an integer >= 1, got 0"),
+        ({"seed": -1}, "liu08: seed must be an integer >= 0, got -1"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(InputError) as info:
+            Liu08(**kwargs)
+        assert str(info.value) == message

@@ -153,9 +153,38 @@ def test_state_round_trip(trained, natural_rgb):
 
 
 def test_untrained_and_bad_training_data_fail_clearly(natural_rgb):
-    with pytest.raises(RuntimeError, match="not trained"):
+    with pytest.raises(ValueError, match="not trained yet"):
         Shi14()(natural_rgb)
     with pytest.raises(ValueError, match="both sharp and blurred"):
         Shi14().fit([(natural_rgb, np.zeros(natural_rgb.shape[:2], bool))])
     with pytest.raises(ValueError, match="lacks"):
         Shi14().set_state({"filters_11": np.zeros((2, 11, 11))})
+
+
+def test_out_of_range_settings():
+    from baselines.interface import InputError
+
+    cases = [
+        ({"ghs_stride": 0}, "shi14: ghs_stride must be an integer >= 1, got 0"),
+        ({"spectrum_stride": -2}, "shi14: spectrum_stride must be an integer >= 1, got -2"),
+        ({"bins": 0}, "shi14: bins must be an integer >= 1, got 0"),
+        ({"bp_tol": -1e-3}, "shi14: bp_tol must be a finite number >= 0, got -0.001"),
+        ({"train_patches": 0}, "shi14: train_patches must be an integer >= 1, got 0"),
+        ({"seed": 1.0}, "shi14: seed must be an integer >= 0, got 1.0"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(InputError) as info:
+            Shi14(**kwargs)
+        assert str(info.value) == message
+    assert Shi14(bp_tol=0.0).settings["bp_tol"] == 0.0  # 0: run every sweep
+
+
+def test_pure_function_settings_checked_before_work():
+    from baselines.interface import InputError
+    from baselines.shi14 import shi14
+
+    rgb = np.zeros((30, 30, 3))
+    for kwargs, setting in [({"scales": (11, 16)}, "scales"), ({"alpha": float("nan")}, "alpha"),
+                            ({"bp_iter": 0}, "bp_iter")]:
+        with pytest.raises(InputError, match=f"^shi14: {setting} must be "):
+            shi14(rgb, [], [], **kwargs)

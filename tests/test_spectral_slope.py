@@ -134,3 +134,19 @@ def test_bad_settings():
         SpectralSlope(method="welch")
     with pytest.raises(ValueError, match="odd"):
         SpectralSlope(patch=8)
+
+
+def test_out_of_range_settings_fail_with_one_line():
+    from baselines.interface import InputError
+    from baselines.spectral_slope import spectral_slope
+
+    cases = [
+        ({"patch": 1}, "spectral_slope: patch must be an odd integer >= 3, got 1"),
+        ({"stride": 0}, "spectral_slope: stride must be an integer >= 1, got 0"),  # was every pixel
+        ({"method": "welch"}, "spectral_slope: method must be one of 'shi14', 'fit', got 'welch'"),
+    ]
+    for kwargs, message in cases:
+        for build in (lambda: SpectralSlope(**kwargs), lambda: spectral_slope(np.zeros((20, 20, 3)), **kwargs)):
+            with pytest.raises(InputError) as info:
+                build()
+            assert str(info.value) == message

@@ -119,3 +119,26 @@ def test_bad_parameters(kwargs, match):
 def test_bad_channel():
     with pytest.raises(ValueError, match="channel must be"):
         su11_svd(np.ones((30, 30, 3)), channel="red")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"k": 21}, "su11_svd: k must be an integer in [1, 20], got 21"),  # at most the window side
+        ({"k": 0}, "su11_svd: k must be an integer in [1, 20], got 0"),
+        ({"window": 1}, "su11_svd: window must be an integer >= 2, got 1"),
+        ({"window": 20.0}, "su11_svd: window must be an integer >= 2, got 20.0"),
+        ({"channel": "red"}, "su11_svd: channel must be one of 'grey', 'value', got 'red'"),
+        ({"padding": "edge"}, "su11_svd: padding must be one of 'reflect', 'symmetric', got 'edge'"),
+        ({"normalise": 1}, "su11_svd: normalise must be True or False, got 1"),
+    ],
+)
+def test_detector_settings_checked_at_construction(kwargs, message):
+    from baselines.interface import InputError
+
+    with pytest.raises(InputError) as info:
+        Su11SVD(**kwargs)
+    assert str(info.value) == message
+    with pytest.raises(InputError) as info:
+        su11_svd(np.ones((30, 30, 3)), **kwargs)
+    assert str(info.value) == message

@@ -88,3 +88,24 @@ def test_refinement_follows_region_boundaries():
 def test_constant_image_is_neutral():
     out = tang16(np.full((48, 64, 3), 0.4, np.float32))
     np.testing.assert_allclose(out, 0.5, atol=1e-6)
+
+
+def test_out_of_range_settings():
+    from baselines.interface import InputError
+
+    cases = [
+        ({"spectrum_box": 0}, "tang16: spectrum_box must be an integer >= 1, got 0"),
+        ({"patch": -15}, "tang16: patch must be an integer >= 1, got -15"),
+        ({"n_segments": 0}, "tang16: n_segments must be an integer >= 1, got 0"),
+        ({"compactness": 0.0}, "tang16: compactness must be a finite number > 0, got 0.0"),
+        ({"colour_sigma": float("nan")}, "tang16: colour_sigma must be a finite number > 0, got nan"),
+        ({"iterations": -1}, "tang16: iterations must be an integer >= 0, got -1"),
+        ({"refine": "yes"}, "tang16: refine must be True or False, got 'yes'"),
+    ]
+    for kwargs, message in cases:
+        for build in (lambda: Tang16(**kwargs), lambda: tang16(np.zeros((20, 20, 3)), **kwargs)):
+            with pytest.raises(InputError) as info:
+                build()
+            assert str(info.value) == message
+    # zero updates is legitimate: the superpixel means of the coarse map
+    assert Tang16(iterations=0)(np.random.default_rng(0).random((32, 32, 3))).shape == (32, 32)

@@ -265,3 +265,37 @@ def test_small_images_work(rng):
     for shape in [(16, 16), (20, 64), (21, 21)]:
         out = Yi16LBP()(_half_blurred(rng, *shape, sigma=1.5))
         assert out.shape == shape and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"scales": (11, 14)}, "yi16_lbp: scales must be a non-empty sequence of odd integers >= 1, got (11, 14)"),
+        ({"t_lbp": 1.5}, "yi16_lbp: t_lbp must be a finite number in [0, 1], got 1.5"),
+        ({"t_sharp": float("nan")}, "yi16_lbp: t_sharp must be a finite number in [0, 1], got nan"),
+        ({"t_blur": -0.01}, "yi16_lbp: t_blur must be a finite number in [0, 1], got -0.01"),
+        # seeds would be both sharp and blurred
+        ({"t_sharp": 0.2, "t_blur": 0.3}, "yi16_lbp: t_blur must be <= t_sharp (0.2), got 0.3"),
+        ({"alpha": -0.5}, "yi16_lbp: alpha must be a finite number >= 0, got -0.5"),
+    ],
+)
+def test_out_of_range_settings(kwargs, message):
+    from baselines.interface import InputError
+    from baselines.yi16_lbp import Yi16LBP, yi16_sharpness
+
+    with pytest.raises(InputError) as info:
+        Yi16LBP(**kwargs)
+    assert str(info.value) == message
+    with pytest.raises(InputError) as info:
+        yi16_sharpness(np.zeros((24, 24, 3)), **kwargs)
+    assert str(info.value) == message
+
+
+def test_matting_settings_checked():
+    from baselines.interface import InputError
+    from baselines.yi16_lbp import yi16_sharpness
+
+    for kwargs, setting in [({"eps": 0.0}, "eps"), ({"lam": -1.0}, "lam"), ({"levels": 0}, "levels"),
+                            ({"max_iter": 0}, "max_iter"), ({"tol": float("nan")}, "tol")]:
+        with pytest.raises(InputError, match=f"^yi16_lbp: {setting} must be "):
+            yi16_sharpness(np.zeros((24, 24, 3)), **kwargs)

@@ -177,3 +177,25 @@ def test_octave_canny_step_facts():
     oct_, mat = zhuo11_defocus(rgb, canny="octave"), zhuo11_defocus(rgb, canny="matlab")
     assert np.array_equal(oct_.edges.any(axis=0), mat.edges.any(axis=0))
     assert abs(np.median(oct_.full) - 1.5) < 0.1 * 1.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lam": 0.0}, "zhuo11: lam must be a finite number > 0, got 0.0"),  # the solve would be singular
+        ({"std": float("nan")}, "zhuo11: std must be a finite number > 0, got nan"),
+        ({"max_blur": -3.0}, "zhuo11: max_blur must be a finite number > 0, got -3.0"),
+        ({"canny_thresh": 1.5}, "zhuo11: canny_thresh must be a finite number in (0, 1], got 1.5"),
+        ({"canny_sigma": 0}, "zhuo11: canny_sigma must be a finite number > 0, got 0"),
+    ],
+)
+def test_out_of_range_settings(kwargs, message):
+    from baselines.interface import InputError
+
+    with pytest.raises(InputError) as info:
+        zhuo11_defocus(_blurred_steps(1.5), **kwargs)
+    assert str(info.value) == message
+    if not any(k.startswith("canny_") for k in kwargs):  # the detector has no Canny settings
+        with pytest.raises(InputError) as info:
+            Zhuo11(**kwargs)
+        assert str(info.value) == message

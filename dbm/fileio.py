@@ -1,0 +1,91 @@
+"""Safe file writing for the DBM commands: nothing half-written, nothing overwritten by accident.
+
+Every file a DBM command writes (blur maps, weight files, checkpoints) goes through
+:func:`atomic_write`: the bytes go to a hidden temporary file in the target's folder, which then
+takes the target's name in one step. A reader never sees a half-written file, a failed write leaves
+the old file (if any) as it was and no temporary file behind, and an existing file is replaced only
+when the caller says so (``overwrite=True``); otherwise :class:`FileExistsError` is raised, even
+when another process creates the file while this one writes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+__all__ = ["atomic_write", "atomic_write_bytes", "describe_os_error"]
+
+#: errno values of ``os.link`` on filesystems without hard links (then the no-clobber rename is
+#: emulated by a check just before ``os.replace``).
+_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, getattr(errno, "ENOTSUP", -1), getattr(errno, "EOPNOTSUPP", -1),
+             errno.ENOSYS, errno.EINVAL}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short, one-line description of an ``OSError`` (``Permission denied``, ``No space left``, ...)."""
+    text = exc.strerror or str(exc) or exc.__class__.__name__
+    return " ".join(str(text).split())
+
+
+def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overwrite: bool = False) -> Path:
+    """Write a file in one step through a temporary file in the same folder.
+
+    Parameters
+    ----------
+    target : path
+        The file to create. Its folder must exist.
+    write : callable
+        Called with a binary file object open for writing; writes the whole content.
+    overwrite : bool
+        Replace ``target`` when it exists. Without it an existing ``target`` is left untouched
+        and :class:`FileExistsError` is raised.
+
+    Returns
+    -------
+    Path
+        ``target``.
+
+    Raises
+    ------
+    FileExistsError
+        ``target`` exists and ``overwrite`` is false.
+    OSError
+        The folder is missing or not writable, the disk is full, ... (nothing is left behind).
+    """
+    target = Path(target)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    if not overwrite and os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "File exists", str(target))
+    try:
+        with open(tmp, "xb") as f:  # "x": never reuse a file; created with the umask's permissions
+            write(f)
+            f.flush()
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # fails with FileExistsError if the target appeared meanwhile
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+                if os.path.lexists(target):
+                    raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+                os.replace(tmp, target)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - nothing more can be done
+            pass
+    return target
+
+
+def atomic_write_bytes(target: str | Path, data: bytes, *, overwrite: bool = False) -> Path:
+    """:func:`atomic_write` of a ``bytes`` object."""
+    return atomic_write(target, lambda f: f.write(data), overwrite=overwrite)
