@@ -4,7 +4,7 @@ Shared by the runner (``evaluation``) and DBM training (``dbm.train``), which ma
 ``evaluation``; that is why it lives beside the detector interface.
 
 A dataset is a folder with ``gt/`` (one mask per image, 255 = blurred) and ``image/`` (photos with
-the same file stem: ``.jpg .jpeg .png .bmp .tif .tiff`` in any letter case). The CUHK blur benchmark
+the same file stem, of a type in :data:`IMAGE_EXTENSIONS` in any letter case). The CUHK blur benchmark
 (Shi, Xu & Jia 2014) has this layout; any other dataset laid out the same way works the same way.
 
 Splits
@@ -36,6 +36,8 @@ __all__ = [
     "Dataset",
     "Sample",
     "IMAGE_EXTENSIONS",
+    "DIGEST_CHARS",
+    "file_digest",
     "index_files",
     "load_mask",
     "read_list_file",
@@ -47,7 +49,9 @@ __all__ = [
     "training_split_of",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+#: The image file types the suite reads (lower case; files match in any letter case): OpenCV decodes
+#: them all. The one list of photo types, used by datasets, ``blur-map`` and the downloader.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 #: The named splits: canonical name -> (accepted spellings, lower-cased; the paper's symbol).
 #: ``odd``/``even`` are the paper's halves D_o/D_e (by the number at the end of the file stem).
 NAMED_SPLITS: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -76,6 +80,33 @@ def index_files(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
                 )
             found[path.stem] = path
     return found
+
+
+#: Hex characters of the SHA-256 kept in file digests (64 bits: no collision in any real dataset).
+DIGEST_CHARS = 16
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (first :data:`DIGEST_CHARS` hex characters) of a file's bytes.
+
+    Identifies a photo by its content: it keys the runner's map cache and records which photos a
+    network was trained on. Memoised per process by path, size and modification time, so a file
+    changed on disk is hashed again.
+    """
+    import hashlib
+
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        digest = _DIGESTS[key] = h.hexdigest()[:DIGEST_CHARS]
+    return digest
 
 
 def stem_index(stem: str) -> int:

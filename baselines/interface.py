@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -212,6 +213,12 @@ class Detector:
             "train it on the training split"
         )
 
+    def training_digests(self) -> frozenset[str]:
+        """Content digests (:func:`baselines.datasets.file_digest`) of the photos this detector
+        learned from, when it knows them (a network's weight file records them); the runner refuses
+        to test a detector on any of them."""
+        return frozenset()
+
     def fit(self, samples: Sequence[tuple[np.ndarray, np.ndarray]]) -> "Detector":
         """Learn from ``(rgb, blurred_mask)`` pairs. Only for :attr:`trainable` detectors."""
         raise NotImplementedError(f"{self.name} does not learn from data")
@@ -265,11 +272,21 @@ def image_size(path: str | Path, *, name: str | None = None) -> tuple[int, int] 
     """
     from PIL import Image
 
+    import warnings
+
     label = name or str(path)
-    Image.MAX_IMAGE_PIXELS = None  # the suite applies its own limit, with its own message
     try:
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the suite's own limit applies
+            with Image.open(path) as im:
+                return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as exc:  # over Pillow's own (larger) limit: certainly over ours
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else f"over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP"
+        raise InputError(f"{label}: image is {size}, over the {MAX_PIXELS // 1_000_000} MP limit; "
+                         "downscale it first") from None
     except OSError:
         return None
     except Exception as exc:  # pragma: no cover - Pillow parser failure on a damaged header
@@ -290,6 +307,9 @@ _JPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG file", "Inconsistent
                 "Invalid SOS parameters")
 
 
+_STDERR_LOCK = threading.Lock()
+
+
 def _decode_reporting_jpeg_damage(data: np.ndarray) -> tuple[np.ndarray | None, str]:
     """``cv2.imdecode`` with libjpeg's warnings captured from file descriptor 2 and returned.
 
@@ -305,7 +325,7 @@ def _decode_reporting_jpeg_damage(data: np.ndarray) -> tuple[np.ndarray | None, 
     if not (data.size > 2 and data[0] == 0xFF and data[1] == 0xD8):  # not a JPEG: nothing to capture
         return cv2.imdecode(data, cv2.IMREAD_UNCHANGED), ""
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as captured:
+    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:  # fd 2 is process-wide: one capture at a time
         saved = os.dup(2)
         try:
             os.dup2(captured.fileno(), 2)

@@ -33,9 +33,16 @@ import numpy as np
 from baselines._checks import check_choice, check_int
 from baselines.interface import MIN_SIDE, Detector
 
-__all__ = ["DBM", "DBMInt8", "PRECISIONS", "SHIPPED_WEIGHTS", "DBMVariant"]
+__all__ = ["DBM", "DBMInt8", "DBMSynthetic", "DBMVariant", "PRECISIONS", "SHIPPED_WEIGHTS", "SHIPPED_WEIGHTS_DE",
+           "SYNTHETIC_WEIGHTS"]
 
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "dbm_config_v.pt"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: Configuration V trained on CUHK's D_o (the training half of Table III): the default network.
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "dbm_cuhk_do.pt"
+#: Configuration V trained on CUHK's D_e: the network for testing on D_o (Table V).
+SHIPPED_WEIGHTS_DE = WEIGHTS_DIR / "dbm_cuhk_de.pt"
+#: Configuration V trained on the suite's synthetic corpus (shipped before the real benchmark was at hand).
+SYNTHETIC_WEIGHTS = WEIGHTS_DIR / "dbm_synthetic.pt"
 #: Arithmetic of the forward pass (``precision`` setting).
 PRECISIONS = ("fp32", "bf16", "int8")
 _LOCK = threading.Lock()
@@ -153,8 +160,32 @@ class DBM(Detector):
         self.input_size = int(default) if size is None else int(size)
         self.trained_on = meta.get("trained_on")
 
+    #: The shipped weight files this method may use, the default first.
+    shipped: ClassVar[tuple[Path, ...]] = (SHIPPED_WEIGHTS, SHIPPED_WEIGHTS_DE)
+
     def _default_weights(self) -> Path:
-        return SHIPPED_WEIGHTS
+        return self.shipped[0]
+
+    @classmethod
+    def weights_unseen_by(cls, digests: frozenset[str]) -> Path | None:
+        """The first shipped weight file none of whose training photos is among ``digests``.
+
+        ``digests`` are :func:`baselines.datasets.file_digest` values of the photos to be tested:
+        on CUHK's D_e this is the D_o network (Table III), on D_o the D_e one (Table V); on any
+        other photos the default. None when every shipped network saw some of them.
+        """
+        from .train import TRAIN_DIGESTS_KEY
+
+        for path in cls.shipped:
+            if path.is_file() and not set(_network(path)[1].get(TRAIN_DIGESTS_KEY) or ()) & digests:
+                return path
+        return None
+
+    def training_digests(self) -> frozenset[str]:
+        """Digests of the training photos recorded in the weight file (empty for older files)."""
+        from .train import TRAIN_DIGESTS_KEY
+
+        return frozenset(self.meta.get(TRAIN_DIGESTS_KEY) or ())
 
     def cache_key(self) -> str:
         """Name, version and settings, plus the SHA-256 of the weight file: new weights, new maps."""
@@ -206,6 +237,8 @@ class DBMVariant(DBM):
     expects: ClassVar[tuple[int, str] | None] = None
     train_flags: ClassVar[str] = ""
 
+    shipped: ClassVar[tuple[Path, ...]] = ()
+
     def _default_weights(self) -> Path:
         raise ValueError(f"{self.name} has no shipped weights: pass weights=PATH, a file written by "
                          f"'python -m dbm.train {self.train_flags} --data DATASET --out RUN' (RUN/final.pt)")
@@ -220,10 +253,22 @@ class DBMInt8(DBM):
     """
 
     name = "dbm_int8"
+    shipped: ClassVar[tuple[Path, ...]] = (SHIPPED_WEIGHTS, SHIPPED_WEIGHTS_DE)
 
     def __init__(self, weights: str | None = None, size: int | None = None, precision: str = "int8",
                  threads: int | None = None, device: str = "auto") -> None:
         super().__init__(weights=weights, size=size, precision=precision, threads=threads, device=device)
+
+
+class DBMSynthetic(DBM):
+    """Configuration V trained on the suite's synthetic partial-blur corpus (``dbm/weights/WEIGHTS.md``).
+
+    The network shipped before the real CUHK photos were available: never saw a CUHK photo, so it
+    can be tested on any split; it scores below the CUHK-trained ``dbm`` on real photos.
+    """
+
+    name = "dbm_synthetic"
+    shipped: ClassVar[tuple[Path, ...]] = (SYNTHETIC_WEIGHTS,)
 
 
 def _variant(name: str, depth: int, variant: str, flags: str, doc: str) -> type[DBMVariant]:

@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "describe_os_error"]
+__all__ = ["atomic_write", "atomic_write_bytes", "describe_os_error", "rename_no_replace"]
 
 #: errno values of ``os.link`` on filesystems without hard links (then the no-clobber rename is
 #: emulated by a check just before ``os.replace``).
@@ -28,6 +28,41 @@ def describe_os_error(exc: OSError) -> str:
     """A short, one-line description of an ``OSError`` (``Permission denied``, ``No space left``, ...)."""
     text = exc.strerror or str(exc) or exc.__class__.__name__
     return " ".join(str(text).split())
+
+
+def rename_no_replace(tmp: str | Path, target: str | Path) -> None:
+    """Give the finished file ``tmp`` the name ``target`` in one step, never replacing a file.
+
+    ``os.link`` creates ``target`` only if no file (or link) has that name, even one created a
+    moment ago by another process; ``tmp`` is then removed. On file systems without hard links
+    (:data:`_NO_LINKS`) a check just before ``os.replace`` stands in for it.
+
+    Parameters
+    ----------
+    tmp : path
+        The complete temporary file, in ``target``'s folder.
+    target : path
+        Its final name.
+
+    Raises
+    ------
+    FileExistsError
+        ``target`` exists; ``tmp`` is left as it was (the caller removes it).
+    OSError
+        Any other failure of the file system.
+    """
+    try:
+        os.link(tmp, target)  # fails with FileExistsError if the target appeared meanwhile
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
 
 
 def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overwrite: bool = False) -> Path:
@@ -66,16 +101,7 @@ def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overw
         if overwrite:
             os.replace(tmp, target)
         else:
-            try:
-                os.link(tmp, target)  # fails with FileExistsError if the target appeared meanwhile
-            except FileExistsError:
-                raise
-            except OSError as exc:
-                if exc.errno not in _NO_LINKS:
-                    raise
-                if os.path.lexists(target):
-                    raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
-                os.replace(tmp, target)
+            rename_no_replace(tmp, target)
     finally:
         try:
             os.unlink(tmp)

@@ -12,8 +12,9 @@ The run folder receives ``last.pt`` (a resumable checkpoint, written every ``--s
 iterations and when the time budget ends; ``--resume`` continues from it), ``loss.csv``,
 ``val.csv`` when ``--val`` is given, and ``final.pt`` (fp16 weights for ``blur-map`` and the runner). A
 folder that already holds a run is never overwritten: ``--resume`` continues it, ``--overwrite``
-starts again. ``--resume`` refuses options that change the run (data split, size, configuration,
-loss, ...). Errors are one line (``error: ...``) with exit status 2.
+starts again. ``--resume`` refuses options that change the run (data folders and split, feature
+cache, size, configuration, loss, ...) and a damaged ``last.pt``. Errors are one line
+(``error: ...``) with exit status 2.
 
 Departures from the Caffe training
 ----------------------------------
@@ -56,10 +57,17 @@ LOSS_NORMS = ("pixel", "batch")
 #: Options that ``--resume`` must find unchanged, with the value to assume for checkpoints that predate
 #: the option (None: not checked when absent). ``--iterations``, ``--max-minutes``, ``--save-every``,
 #: ``--val*``, ``--device``, ``--threads`` may change between sessions.
-_RESUME_FIXED = {"config": None, "variant": None, "scratch": None, "init": None, "size": None, "split": None,
-                 "batch_size": None, "hflip": None, "freeze_stages": None, "optimizer": None, "lr": None,
-                 "momentum": None, "weight_decay": None, "bias_lr_mult": None, "lr_power": None, "side_weight": None,
-                 "seed": None, "amp": None, "loss_norm": "pixel", "no_hed_lr_mults": "False"}
+_RESUME_FIXED = {"data": None, "cache_features": None, "config": None, "variant": None, "scratch": None, "init": None,
+                 "size": None, "split": None, "batch_size": None, "hflip": None, "freeze_stages": None,
+                 "optimizer": None, "lr": None, "momentum": None, "weight_decay": None, "bias_lr_mult": None,
+                 "lr_power": None, "side_weight": None, "seed": None, "amp": None, "loss_norm": "pixel",
+                 "no_hed_lr_mults": "False"}
+#: Path options of :data:`_RESUME_FIXED`: recorded and compared as resolved absolute paths (JSON), so
+#: that ``--data CUHK`` and ``--data ./CUHK/`` are the same run and another folder is not. Checkpoints
+#: that recorded them as typed (before this check) are not checked for them.
+_RESUME_PATHS = ("data", "cache_features")
+#: What a checkpoint must hold for ``--resume`` (:func:`dbm.model.save_checkpoint` of :func:`train`).
+_CHECKPOINT_KEYS = ("state_dict", "optimizer", "iteration", "order_rng", "torch_rng")
 
 
 def build_parser() -> OneLineParser:
@@ -179,6 +187,18 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: Key of the weight-file metadata listing the content digests of the training photos, so that
+#: the runner can refuse to test a network on photos it was trained on.
+TRAIN_DIGESTS_KEY = "train_photo_digests"
+
+
+def training_digests(folders, split) -> list[str]:
+    """Sorted :func:`baselines.datasets.file_digest` of every training photo of ``split`` in ``folders``."""
+    from baselines.datasets import Dataset, file_digest
+
+    return sorted({file_digest(s.image_path) for f in folders for s in Dataset(f).samples(split)})
+
+
 def _load_arrays(folders, split, size) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     from .data import iter_pairs, resize_pair
 
@@ -294,22 +314,81 @@ def _check_run_folder(args: argparse.Namespace) -> bool:
                      f"(replaces it), or choose another --out")
 
 
+def _resolved(value) -> str:
+    """A path option (a path, a list of paths or None) as JSON of resolved absolute paths."""
+    if value is None:
+        return json.dumps(None)
+    if isinstance(value, (list, tuple)):
+        return json.dumps([str(Path(v).resolve()) for v in value])
+    return json.dumps(str(Path(value).resolve()))
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, str]:
+    """The options as a checkpoint records them: text, path options resolved (:data:`_RESUME_PATHS`)."""
+    return {k: _resolved(v) if k in _RESUME_PATHS else str(v) for k, v in vars(args).items()}
+
+
+def _shown(key: str, text: str) -> str:
+    """A recorded option value as the user would type it (resolved paths without the JSON)."""
+    if key not in _RESUME_PATHS:
+        return text
+    value = json.loads(text)
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
 def _check_resume(ck: dict, args: argparse.Namespace, path: Path) -> None:
-    """``--resume`` must not change what the run trains on or how (:data:`_RESUME_FIXED`)."""
+    """``--resume`` must not change what the run trains on or how (:data:`_RESUME_FIXED`).
+
+    The dataset folders and the feature cache are compared as resolved paths (:data:`_RESUME_PATHS`).
+
+    Raises
+    ------
+    SystemExit
+        One line naming the first option that differs from the checkpoint's.
+    """
     stored = ck.get("args") or {}
+    now = _run_options(args)
     for key, missing in _RESUME_FIXED.items():
         old = stored.get(key, missing)
         if old is None:
             continue
-        new = str(getattr(args, key))
+        if key in _RESUME_PATHS:
+            try:
+                json.loads(old)
+            except (TypeError, ValueError):
+                continue  # recorded as typed by an older version: cannot be resolved now
+        new = now[key]
         if new != str(old):
             flag = "--" + key.replace("_", "-")
             if old in ("True", "False"):
                 was = f"{'with' if old == 'True' else 'without'} {flag}"
             else:
-                was = f"with {flag} {old}, not {new}"
+                was = f"with {flag} {_shown(key, old)}, not {_shown(key, new)}"
             raise SystemExit(f"--resume: {path} was trained {was}; pass the same options to continue it, "
                              f"or start a new run (another --out, or --overwrite)")
+
+
+def _load_checkpoint(path: Path, device) -> dict:
+    """Read ``last.pt`` for ``--resume``; a damaged or foreign file is a one-line error.
+
+    Raises
+    ------
+    SystemExit
+        With a one-line message suggesting ``--overwrite`` when the file cannot be read or lacks
+        the training state (:data:`_CHECKPOINT_KEYS`).
+    """
+    import torch
+
+    advice = "start the run again with --overwrite instead of --resume (replaces it), or choose another --out"
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)  # RNG states and options: not weights only
+    except Exception as exc:  # zip/pickle errors of a cut-off or damaged file, or an unreadable one
+        reason = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:200]
+        raise SystemExit(f"--resume: {path} is not a readable checkpoint ({reason}); {advice}") from None
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise SystemExit(f"--resume: {path} is not a dbm.train checkpoint (no {', '.join(missing)}); {advice}")
+    return ck
 
 
 def _trim_log(path: Path, last_iteration: int) -> None:
@@ -364,6 +443,11 @@ def train(args: argparse.Namespace, log=print) -> Path:
     amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
     lr_scheme = "none" if args.no_hed_lr_mults else "hed"
     replace_run = _check_run_folder(args)
+    ckpt_path = args.out / "last.pt"
+    ck = None
+    if args.resume and ckpt_path.is_file():  # checked before the images are loaded: a refusal costs nothing
+        ck = _load_checkpoint(ckpt_path, device)
+        _check_resume(ck, args, ckpt_path)
     imgs, masks, names = _load_arrays(args.data, args.split, args.size)
     if not imgs:
         raise SystemExit(f"--data {' '.join(map(str, args.data))}: no training images in split {args.split}")
@@ -378,12 +462,6 @@ def train(args: argparse.Namespace, log=print) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SystemExit(f"--out {out}: cannot create the folder ({exc.strerror or exc}); choose a writable place")
-
-    ckpt_path = out / "last.pt"
-    ck = None
-    if args.resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        _check_resume(ck, args, ckpt_path)
 
     if args.init is not None:
         model, _ = load_weights(args.init)
@@ -440,7 +518,7 @@ def train(args: argparse.Namespace, log=print) -> Path:
         write_checkpoint(model, ckpt_path, run_meta, optimizer=opt.state_dict(), iteration=it,
                          order_rng=order_rng.bit_generator.state,
                          flip_rng=flip_rng.bit_generator.state if flip_rng is not None else None,
-                         torch_rng=torch.get_rng_state(), args={k_: str(v) for k_, v in vars(args).items()})
+                         torch_rng=torch.get_rng_state(), args=_run_options(args))
 
     # epoch-wise shuffling, reproducible across resumes (the permutation stream is in the checkpoint)
     perm: list[int] = []
@@ -554,7 +632,7 @@ def train(args: argparse.Namespace, log=print) -> Path:
     save_checkpoint(it)
     final = out / "final.pt"
     meta = {**run_meta, "iterations": it, "trained_on": args.note or ", ".join(map(str, args.data)),
-            "images": len(imgs), "device": str(device),
+            "images": len(imgs), "device": str(device), TRAIN_DIGESTS_KEY: training_digests(args.data, args.split),
             "recipe": {k_: str(v) for k_, v in vars(args).items() if k_ not in ("out", "data", "val", "note")}}
     save_weights(model, final, meta)
     log(f"weights written to {final} (iteration {it}/{args.iterations})")

@@ -26,32 +26,9 @@ from typing import Iterable
 
 import numpy as np
 
+from baselines.datasets import DIGEST_CHARS, file_digest
+
 __all__ = ["DIGEST_CHARS", "MapCache", "file_digest", "samples_digest", "read_levels", "write_levels"]
-
-#: Hex characters of the SHA-256 kept in cache names (64 bits: no collision in any real dataset).
-DIGEST_CHARS = 16
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 (first :data:`DIGEST_CHARS` hex characters) of a file's bytes.
-
-    Memoised per process by path, size and modification time, so a file changed on disk is
-    hashed again.
-    """
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    digest = _DIGESTS.get(key)
-    if digest is None:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        digest = _DIGESTS[key] = h.hexdigest()[:DIGEST_CHARS]
-    return digest
-
 
 def samples_digest(samples: Iterable) -> str:
     """Digest of a training set: every sample's stem, photo bytes and mask bytes, in order."""
@@ -131,9 +108,11 @@ class MapCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"stem": sample.stem, "photo": file_digest(sample.image_path),
                            "seconds": round(float(seconds), 6)}) + "\n"
+        data = line.encode()
         fd = os.open(self.times_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, line.encode())  # one short O_APPEND write: lines of concurrent writers never mix
+            if os.write(fd, data) != len(data):  # one short O_APPEND write: lines of concurrent writers never mix
+                raise OSError(f"{self.times_path}: short write (disk full?); free some space and rerun")
         finally:
             os.close(fd)
         write_levels(self.path(sample), levels)

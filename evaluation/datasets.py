@@ -34,12 +34,71 @@ __all__ = [
     "Sample",
     "load_mask",
     "parse_maps_option",
+    "read_map_file",
     "read_list_file",
     "split_text_of",
     "stem_index",
 ]
 
-MAP_EXTENSIONS = (".png", ".npy", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
+#: File types of precomputed maps: the image types (:data:`IMAGE_EXTENSIONS`) and NumPy arrays.
+MAP_EXTENSIONS = (".npy", *IMAGE_EXTENSIONS)
+
+
+def read_map_file(path: str | Path) -> np.ndarray:
+    """Read a precomputed blur map file, checked; the one reader of ``--maps`` and ``--map`` files.
+
+    Image files (8- or 16-bit, grey or colour: the first channel) and ``.npy`` arrays (float in
+    [0, 1], bool, or integers of 8/16 bits; the size is checked from the header before the data
+    is read). The polarity is not changed (the callers flip ``high = sharp`` maps).
+
+    Parameters
+    ----------
+    path : path
+        The map file.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``H x W``: uint8 levels as stored (8-bit maps stay exact), or float64 in [0, 1] (16-bit
+        maps divided by 65535; float maps as stored, within 1e-6 of [0, 1]).
+
+    Raises
+    ------
+    DatasetError
+        One line naming the file: missing, unreadable, over the pixel limit, not 2-D, of an
+        unsupported type, or with values that are not finite or outside [0, 1].
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise DatasetError(f"{path}: map file not found")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, so far
+            if arr.ndim >= 2:
+                check_pixels(arr.shape[1], arr.shape[0], name=str(path))
+            arr = np.array(arr)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise DatasetError(f"{path}: not a readable .npy array ({exc}); save the map with numpy.save") from None
+    else:
+        arr = read_raw(path)
+    if arr.ndim == 3:
+        arr = arr[:, :, 0]
+    if arr.ndim != 2:
+        raise DatasetError(f"{path}: expected a 2-D map (H x W), got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float64) / 65535.0
+    if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
+        raise DatasetError(f"{path}: unsupported map dtype {arr.dtype}; use an 8-bit PNG or a float .npy in [0, 1]")
+    score = arr.astype(np.float64)
+    if not np.all(np.isfinite(score)):
+        raise DatasetError(f"{path}: map contains NaN or infinite values; save finite values in [0, 1]")
+    if score.size and (score.min() < -1e-6 or score.max() > 1 + 1e-6):
+        raise DatasetError(f"{path}: float map values span [{score.min():.3g}, {score.max():.3g}]; scale them to [0, 1]")
+    return score
 
 
 def parse_maps_option(text: str) -> tuple[str, Path, bool]:
@@ -61,8 +120,8 @@ def parse_maps_option(text: str) -> tuple[str, Path, bool]:
 class ExternalMaps:
     """Precomputed maps in a folder, matched to images by file stem.
 
-    PNG/BMP/TIFF/JPEG (8- or 16-bit, grey or colour: the first channel) or NPY (float in [0, 1],
-    or integers of 8/16 bits). ``high_is_sharp`` flips the polarity (score = 1 - value).
+    Any of :data:`MAP_EXTENSIONS`, read by :func:`read_map_file`. ``high_is_sharp`` flips the
+    polarity (score = 1 - value).
     """
 
     def __init__(self, name: str, folder: str | Path, high_is_sharp: bool = False) -> None:
@@ -83,35 +142,8 @@ class ExternalMaps:
         path = self.files.get(sample.stem)
         if path is None:
             raise DatasetError(f"{self.folder}: no map for {sample.stem}")
-        if path.suffix.lower() == ".npy":
-            try:
-                arr = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, so far
-                if arr.ndim >= 2:
-                    check_pixels(arr.shape[1], arr.shape[0], name=str(path))
-                arr = np.array(arr)
-            except (OSError, ValueError) as exc:
-                if isinstance(exc, DatasetError | InputError):
-                    raise
-                raise DatasetError(f"{path}: not a readable .npy array ({exc})") from exc
-        else:
-            arr = read_raw(path)
-        if arr.ndim == 3:
-            arr = arr[:, :, 0]
-        if arr.ndim != 2:
-            raise DatasetError(f"{path}: expected a 2-D map, got shape {arr.shape}")
+        arr = read_map_file(path)
         sample.check_size(arr.shape, mask_shape, path, "map")
         if arr.dtype == np.uint8:
             return (255 - arr) if self.high_is_sharp else arr
-        if arr.dtype == np.uint16:
-            score = arr.astype(np.float64) / 65535.0
-        elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool:
-            score = arr.astype(np.float64)
-            if not np.all(np.isfinite(score)):
-                raise DatasetError(f"{path}: map contains NaN or infinite values")
-            if score.min() < -1e-6 or score.max() > 1 + 1e-6:
-                raise DatasetError(
-                    f"{path}: float map values span [{score.min():.3g}, {score.max():.3g}]; scale them to [0, 1]"
-                )
-        else:
-            raise DatasetError(f"{path}: unsupported map dtype {arr.dtype}; use 8-bit PNG or float .npy")
-        return (1.0 - score) if self.high_is_sharp else score
+        return (1.0 - arr) if self.high_is_sharp else arr

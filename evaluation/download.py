@@ -22,14 +22,14 @@ http://www.cse.cuhk.edu.hk/leojia/projects/dblurdetect/ and lays them out as ``D
 * Verified: every mask is checked against the SHA-256 manifest shipped in the package
   (``evaluation/data/cuhk_gt.sha256``, 1000 masks); the photo count is checked too.
 
-Every problem is a :class:`DownloadError`, which ``main`` prints as one ``error:`` line (exit 2).
+Every problem is a :class:`DownloadError`, which ``main`` prints as one ``error:`` line ending
+with the dataset's page (exit 2); so is an ``OSError`` of the file system (an unwritable ``--to``).
 The suite never redistributes these files: the dataset is for research use as its authors
 distribute it.
 """
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import hashlib
 import http.client
@@ -46,6 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Mapping
 
+from baselines.datasets import IMAGE_EXTENSIONS
+from dbm.fileio import rename_no_replace
+
 __all__ = [
     "ARCHIVES",
     "CorruptArchiveError",
@@ -61,7 +64,8 @@ BASE_URL = "http://www.cse.cuhk.edu.hk/leojia/projects/dblurdetect/data/"
 PROJECT_PAGE = "http://www.cse.cuhk.edu.hk/leojia/projects/dblurdetect/dataset.html"
 MANIFEST = Path(__file__).with_name("data") / "cuhk_gt.sha256"
 N_PHOTOS = 1000
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+#: Image members to extract and photos to count: the suite's one list of image types.
+_IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 
 #: Most bytes one archive may expand to (the CUHK photos archive, ~0.3 GB, expands to about as much).
 MAX_EXTRACTED_BYTES = 4 << 30
@@ -516,7 +520,13 @@ def safe_extract(archive: Path, dest: Path) -> list[Path]:
                                             "(the download never overwrites your files)")
                 while staged:  # a file renamed into place is no longer ours to clean up
                     tmp, target = staged[-1]
-                    os.replace(tmp, target)
+                    try:
+                        rename_no_replace(tmp, target)  # never over a file created since the check above
+                    except FileExistsError:
+                        if not (target.is_file() and not target.is_symlink() and _sha256(tmp) == _sha256(target)):
+                            raise DownloadError(f"{target}: appeared during the extraction with other content; "
+                                                "move it away (the download never overwrites your files)") from None
+                        tmp.unlink()  # the same file is already there
                     staged.pop()
             except OSError as exc:  # reading the archive raises DownloadError, so this is the disk
                 raise DownloadError(f"{dest}: cannot extract {archive.name} there ({exc}); "
@@ -642,17 +652,35 @@ def download_cuhk(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.download", description=__doc__.split("\n\n")[0])
+    """``python -m evaluation.download``: fetch, extract and verify; return the exit status.
+
+    Returns
+    -------
+    int
+        0 done; 2 a bad option or a problem (network, archive, disk, checksum), printed as one
+        ``error:`` line that ends with the dataset's page; 130 interrupted (rerun to resume).
+    """
+    from .cli import CLIError, OneLineParser, os_error_message, report
+
+    p = OneLineParser(prog="python -m evaluation.download", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", choices=["cuhk"], help="which benchmark")
     p.add_argument("--to", type=Path, required=True, help="destination folder (gets image/ and gt/)")
     p.add_argument("--base-url", default=BASE_URL, help=f"where the archives are (default: {BASE_URL})")
     p.add_argument("--keep-archives", action="store_true", help="keep the zip files in DIR/.download")
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except CLIError as exc:
+        report(exc)
+        return 2
+    page = f"(the dataset's page: {PROJECT_PAGE})"
     try:
         download_cuhk(args.to, base_url=args.base_url, keep_archives=args.keep_archives)
     except DownloadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        print(f"(the dataset's page: {PROJECT_PAGE})", file=sys.stderr)
+        report(f"{exc} {page}")
+        return 2
+    except OSError as exc:  # an unwritable --to, a failed mkdir, an unreadable folder while verifying
+        report(os_error_message(exc, f"check that --to {args.to} is a folder you can write to, with free space, "
+                                     f"then rerun {page}"))
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume the download", file=sys.stderr)

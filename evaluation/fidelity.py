@@ -15,12 +15,12 @@ cover all 1,000 images):
   (:attr:`evaluation.registry.MethodSpec.published_curve`), against that curve: the mean and the
   largest absolute difference in precision and in recall over the 256 thresholds.
 
-Writes ``fidelity.md`` and ``fidelity.csv`` into ``--out``.
+Writes ``fidelity.md`` and ``fidelity.csv`` into ``--out``, each atomically; existing ones are
+replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -95,15 +95,72 @@ def hifst_correlation(files: dict[str, Path], published_dir: Path) -> dict:
             "below_0_999": int(np.sum(values < 0.999))}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.fidelity", description=__doc__.split("\n\n")[0])
+def _parser():
+    """The command line of ``python -m evaluation.fidelity`` (one-line errors, :mod:`evaluation.cli`)."""
+    from .cli import OneLineParser
+
+    p = OneLineParser(prog="python -m evaluation.fidelity", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="CUHK folder (gt/ masks)")
     p.add_argument("--maps", type=Path, nargs="+", required=True, help="folders holding METHOD/STEM.png maps")
     p.add_argument("--published", type=Path, required=True,
                    help="folder with published_pr_curves/ and published_maps/hifst/")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    args = p.parse_args(argv)
+    p.add_argument("--overwrite", action="store_true", help="replace fidelity.csv and fidelity.md if --out holds them")
+    return p
+
+
+FIELDS = ["method", "published", "n_images", "precision_mean_abs", "precision_max_abs", "recall_mean_abs",
+          "recall_max_abs"]
+
+
+def _csv_bytes(rows: list[dict]) -> bytes:
+    """``fidelity.csv``: one row per method with a published curve (:data:`FIELDS`)."""
+    import io
+
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    return text.getvalue().encode()
+
+
+def _markdown(rows: list[dict], corr: dict | None) -> str:
+    """``fidelity.md``: the HiFST correlation and the curve distances."""
+    md = ["# Fidelity to the published results (CUHK)", ""]
+    if corr:
+        md += [f"HiFST vs the authors' published maps, {corr['n_images']} images: Pearson r mean "
+               f"{corr['r_mean']:.5f}, worst {corr['r_worst']:.5f} ({corr['worst_image']}); "
+               f"{corr['below_0_999']} images below 0.999.", ""]
+    md += ["Image-averaged PR curve against the curve published with the HiFST evaluation code "
+           "(absolute differences over the 256 thresholds):", "",
+           "| method | published | images | P mean | P max | R mean | R max |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        md.append(f"| {r['method']} | {r['published']} | {r['n_images']} | {r['precision_mean_abs']:.4f} | "
+                  f"{r['precision_max_abs']:.4f} | {r['recall_mean_abs']:.4f} | {r['recall_max_abs']:.4f} |")
+    return "\n".join(md) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m evaluation.fidelity``: compare, write the two files; return the exit status.
+
+    Returns
+    -------
+    int
+        0 written; 2 nothing written (a bad option, dataset, map or curve file, an existing
+        ``fidelity.csv`` or ``fidelity.md`` without ``--overwrite``, an unwritable ``--out``):
+        one line on stderr.
+    """
+    from .cli import CLIError, os_error_message, refuse_existing, report, write_new_files
+    from .predict import prepare_out
+
     try:
+        args = _parser().parse_args(argv)
+    except CLIError as exc:
+        report(exc)
+        return 2
+    targets = {"csv": args.out / "fidelity.csv", "md": args.out / "fidelity.md"}
+    try:
+        refuse_existing(targets.values(), overwrite=args.overwrite)
         samples = {s.stem: s for s in Dataset(args.data).samples("all", need_images=False)}
         rows = []
         for name, spec in METHODS.items():
@@ -117,29 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append({"method": name, "published": spec.published_curve, **curve_distance(samples, files, curve)})
         hifst_files = _map_files(args.maps, "hifst")
         corr = hifst_correlation(hifst_files, args.published / "published_maps" / "hifst") if hifst_files else None
+        md = _markdown(rows, corr)
+        prepare_out(args.out)
+        write_new_files({targets["csv"]: _csv_bytes(rows), targets["md"]: md.encode()}, overwrite=args.overwrite)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(exc)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    fields = ["method", "published", "n_images", "precision_mean_abs", "precision_max_abs", "recall_mean_abs",
-              "recall_max_abs"]
-    with open(args.out / "fidelity.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    md = ["# Fidelity to the published results (CUHK)", ""]
-    if corr:
-        md += [f"HiFST vs the authors' published maps, {corr['n_images']} images: Pearson r mean "
-               f"{corr['r_mean']:.5f}, worst {corr['r_worst']:.5f} ({corr['worst_image']}); "
-               f"{corr['below_0_999']} images below 0.999.", ""]
-    md += ["Image-averaged PR curve against the curve published with the HiFST evaluation code "
-           "(absolute differences over the 256 thresholds):", "",
-           "| method | published | images | P mean | P max | R mean | R max |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        md.append(f"| {r['method']} | {r['published']} | {r['n_images']} | {r['precision_mean_abs']:.4f} | "
-                  f"{r['precision_max_abs']:.4f} | {r['recall_mean_abs']:.4f} | {r['recall_max_abs']:.4f} |")
-    (args.out / "fidelity.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    except OSError as exc:
+        report(os_error_message(exc, f"check that --out {args.out} is writable and has free space"))
+        return 2
+    print(md, end="")
     return 0
 
 

@@ -13,12 +13,11 @@ photos and masks of a benchmark (the built-in synthetic demo without ``--data``)
 Sharp pixels are split into flat and structured by their local gradient energy (mean squared
 gradient in a 15 x 15 window) below or above the median over sharp pixels; region borders
 (8 px) are left out so that every window lies in one region. Writes ``OUT/fig2.png`` and
-``OUT/fig2.csv`` (the curves).
+``OUT/fig2.csv`` (the curves), each atomically; existing ones are replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from scipy import ndimage
 from baselines.interface import InputError, rgb_to_grey
 from .datasets import Dataset
 
-__all__ = ["patch_statistics", "main"]
+__all__ = ["patch_statistics", "missing_kinds", "figure", "png_bytes", "plot", "csv_bytes", "write_csv", "main"]
 
 KINDS = ("blurred", "structured sharp", "flat sharp")
 PATCH = 32
@@ -119,60 +118,186 @@ def patch_statistics(samples, *, patches_per_kind: int = 200, seed: int = 0, pro
     return out
 
 
-def plot(stats: dict, path: Path, title: str) -> None:
+#: Colour-blind-safe colours (Okabe-Ito) and distinct line styles, so the kinds differ in grey print too.
+STYLE = {
+    "blurred": {"color": "#D55E00", "linestyle": "-"},
+    "structured sharp": {"color": "#0072B2", "linestyle": (0, (6, 2))},
+    "flat sharp": {"color": "#009E73", "linestyle": (0, (6, 2, 1.5, 2))},
+}
+
+
+def missing_kinds(stats: dict) -> dict[str, list[str]]:
+    """Per panel (``"a"``, ``"b"``), the kinds that have no sample, with the reason, as sentences."""
+    out: dict[str, list[str]] = {"a": [], "b": []}
+    for kind in KINDS:
+        npx = stats["n_pixels"][kind]
+        if npx == 0:
+            out["a"].append(f"{kind}: no pixel of this kind (8 px or more inside its region)")
+        if kind not in stats["power"]:
+            why = ("no pixel of this kind" if npx == 0 else
+                   f"no {PATCH} x {PATCH} patch fits inside its regions ({npx:,} px in all)")
+            out["b"].append(f"{kind}: {why}")
+    return out
+
+
+def png_bytes(stats: dict, title: str) -> bytes:
+    """The two panels as a PNG file's content (about 1200 x 520 px); see :func:`figure`."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = figure(stats, title)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def plot(stats: dict, path: Path, title: str, *, overwrite: bool = False) -> None:
+    """Draw the two panels into ``path`` (PNG), written atomically.
+
+    Parameters
+    ----------
+    stats : dict
+        From :func:`patch_statistics`.
+    path : Path
+        The PNG file.
+    title : str
+        The figure's heading.
+    overwrite : bool
+        Replace an existing ``path`` (otherwise :class:`FileExistsError`).
+    """
+    from dbm.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, png_bytes(stats, title), overwrite=overwrite)
+
+
+def figure(stats: dict, title: str):
+    """The figure of :func:`plot`: a kind without a sample is named under the panel that lacks it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, LogLocator, MultipleLocator, NullFormatter, NullLocator
 
-    colours = {"blurred": "tab:red", "structured sharp": "tab:blue", "flat sharp": "tab:green"}
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
-    centres = 0.5 * (stats["grad_edges"][1:] + stats["grad_edges"][:-1])
-    for kind in KINDS:
-        dens = stats["grad_hist"][kind]
-        ok = dens > 0
-        a.plot(centres[ok], np.log10(dens[ok]), color=colours[kind], label=f"{kind} ({stats['n_pixels'][kind]:,} px)")
-        if kind in stats["power"]:
-            b.loglog(stats["freq"], stats["power"][kind], color=colours[kind],
-                     label=f"{kind}: slope {stats['slope'][kind]:.2f} ({stats['n_patches'][kind]} patches)")
-    a.set_xlabel("gradient (grey image in [0, 1])")
-    a.set_ylabel("log10 probability density")
-    a.set_title("(a) local gradient statistics", fontsize=10)
-    a.legend(fontsize=8)
-    from matplotlib.ticker import NullFormatter
-
-    b.xaxis.set_minor_formatter(NullFormatter())
-    b.set_xlabel("spatial frequency (cycles / pixel)")
-    b.set_ylabel("mean power")
-    b.set_title("(b) local power spectra, 32 x 32 patches", fontsize=10)
-    b.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def write_csv(stats: dict, path: Path) -> None:
-    centres = 0.5 * (stats["grad_edges"][1:] + stats["grad_edges"][:-1])
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["panel", "kind", "x", "y"])
+    missing = missing_kinds(stats)
+    with plt.rc_context({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
+                         "xtick.labelsize": 10, "ytick.labelsize": 10}):
+        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 5.2), dpi=100)
+        centres = 0.5 * (stats["grad_edges"][1:] + stats["grad_edges"][:-1])
+        reach = 0.05
         for kind in KINDS:
-            for x, y in zip(centres, stats["grad_hist"][kind]):
-                w.writerow(["a_gradient_density", kind, f"{x:.5f}", f"{y:.6g}"])
-            for x, y in zip(stats["freq"], stats["power"].get(kind, [])):
-                w.writerow(["b_power_spectrum", kind, f"{x:.5f}", f"{y:.6g}"])
+            dens = stats["grad_hist"][kind]
+            ok = dens > 0
+            if stats["n_pixels"][kind] and ok.any():
+                a.semilogy(centres[ok], dens[ok], lw=1.8, **STYLE[kind],
+                           label=f"{kind} ({stats['n_pixels'][kind]:,} px)")
+                reach = max(reach, float(np.abs(centres[ok]).max()))
+            if kind in stats["power"]:
+                b.loglog(stats["freq"], stats["power"][kind], lw=1.8, marker="o", ms=3.5, **STYLE[kind],
+                         label=f"{kind}: slope {stats['slope'][kind]:.2f} ({stats['n_patches'][kind]} patches)")
+        peak = max((float(stats["grad_hist"][k].max()) for k in KINDS if stats["n_pixels"][k]), default=0.0)
+        if peak > 0:
+            a.set_ylim(top=peak * 30)  # headroom for the legend above the peak
+        # (a): the gradient range that has data, symmetric, ticks every 0.1 (0.05 when narrow).
+        lim = min(0.5, np.ceil(reach * 20) / 20 + 0.01)
+        a.set_xlim(-lim, lim)
+        a.xaxis.set_major_locator(MultipleLocator(0.1 if lim > 0.2 else 0.05))
+        a.xaxis.set_minor_locator(MultipleLocator(0.05 if lim > 0.2 else 0.01))
+        a.yaxis.set_major_locator(LogLocator(base=10))
+        a.set_xlabel("horizontal and vertical gradient (grey levels in [0, 1])")
+        a.set_ylabel("probability density (log scale)")
+        a.set_title("(a) local gradient statistics")
+        a.grid(which="major", alpha=0.35)
+        # (b): frequencies 1/32 .. 1/2 cycle per pixel, labelled as fractions.
+        freq = stats["freq"]
+        ticks = [f for f in (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2) if freq[0] - 1e-9 <= f <= freq[-1] + 1e-9]
+        b.set_xscale("log")
+        b.set_yscale("log")
+        b.set_xlim(freq[0] / 1.15, freq[-1] * 1.15)
+        b.xaxis.set_major_locator(FixedLocator(ticks))
+        b.set_xticklabels([f"1/{round(1 / f)}" for f in ticks])
+        b.xaxis.set_minor_locator(NullLocator())
+        b.xaxis.set_minor_formatter(NullFormatter())
+        b.set_xlabel("spatial frequency (cycles per pixel)")
+        b.set_ylabel("mean power (log scale)")
+        b.set_title(f"(b) local power spectra, {PATCH} x {PATCH} patches")
+        b.grid(which="major", alpha=0.35)
+        for ax, key in ((a, "a"), (b, "b")):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="upper right" if key == "a" else "lower left")
+            if missing[key]:  # below the panel, where it hides no data
+                ax.text(0.5, -0.17, "No sample of " + ";\n".join(missing[key]), transform=ax.transAxes,
+                        fontsize=10, ha="center", va="top",
+                        bbox={"boxstyle": "round", "facecolor": "#fff3cd", "edgecolor": "#b58900"})
+            if not ax.get_legend_handles_labels()[0]:
+                ax.set_yticks([])
+                if key == "b":
+                    ax.set_ylim(1e-3, 1e2)
+        fig.suptitle(title, fontsize=12)
+        fig.tight_layout()
+    return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.fig2", description=__doc__.split("\n\n")[0])
+def csv_bytes(stats: dict) -> bytes:
+    """The curves of both panels as CSV (``panel, kind, x, y``), the content of ``fig2.csv``."""
+    import io
+
+    centres = 0.5 * (stats["grad_edges"][1:] + stats["grad_edges"][:-1])
+    text = io.StringIO()
+    w = csv.writer(text, lineterminator="\r\n")
+    w.writerow(["panel", "kind", "x", "y"])
+    for kind in KINDS:
+        for x, y in zip(centres, stats["grad_hist"][kind]):
+            w.writerow(["a_gradient_density", kind, f"{x:.5f}", f"{y:.6g}"])
+        for x, y in zip(stats["freq"], stats["power"].get(kind, [])):
+            w.writerow(["b_power_spectrum", kind, f"{x:.5f}", f"{y:.6g}"])
+    return text.getvalue().encode()
+
+
+def write_csv(stats: dict, path: Path, *, overwrite: bool = False) -> None:
+    """Write :func:`csv_bytes` to ``path`` atomically (an existing file only with ``overwrite``)."""
+    from dbm.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, csv_bytes(stats), overwrite=overwrite)
+
+
+def _parser():
+    """The command line of ``python -m evaluation.fig2`` (one-line errors, :mod:`evaluation.cli`)."""
+    from .cli import OneLineParser, positive_int
+
+    p = OneLineParser(prog="python -m evaluation.fig2", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, help="benchmark in the CUHK layout (default: the synthetic demo)")
     p.add_argument("--split", default="all", help="all, odd, even or a list file (default: all)")
     p.add_argument("--allow-missing", action="store_true", help="use the images whose photos are present")
-    p.add_argument("--limit", type=int, default=100, help="at most this many images (the paper used 100)")
+    p.add_argument("--limit", type=positive_int, default=100, help="at most this many images (the paper used 100)")
     p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder")
-    args = p.parse_args(argv)
+    p.add_argument("--overwrite", action="store_true", help="replace fig2.png and fig2.csv if --out holds them")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluation.fig2``: compute, draw and write the figure; return the exit status.
+
+    Returns
+    -------
+    int
+        0 written; 2 nothing written (a bad option, dataset or photo, an existing ``fig2.png`` or
+        ``fig2.csv`` without ``--overwrite``, an unwritable ``--out``): one line on stderr.
+    """
+    from .cli import CLIError, os_error_message, refuse_existing, report, write_new_files
+    from .predict import prepare_out
+
     try:
+        args = _parser().parse_args(argv)
+    except CLIError as exc:
+        report(exc)
+        return 2
+    targets = {"png": args.out / "fig2.png", "csv": args.out / "fig2.csv"}
+    try:
+        refuse_existing(targets.values(), overwrite=args.overwrite)
         if args.data is None:
             from .demo import ensure_demo
 
@@ -184,17 +309,22 @@ def main(argv: list[str] | None = None) -> int:
         from tqdm.auto import tqdm
 
         stats = patch_statistics(samples, progress=lambda it, **kw: tqdm(it, leave=False, file=sys.stderr, **kw))
+        prepare_out(args.out)
+        title = f"Fig. 2 statistics, {label}, {len(samples)} image{'' if len(samples) == 1 else 's'}"
+        write_new_files({targets["png"]: png_bytes(stats, title), targets["csv"]: csv_bytes(stats)},
+                        overwrite=args.overwrite)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(exc)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    title = f"Fig. 2 statistics, {label}, {len(samples)} images"
-    plot(stats, args.out / "fig2.png", title)
-    write_csv(stats, args.out / "fig2.csv")
+    except OSError as exc:
+        report(os_error_message(exc, f"check that --out {args.out} is writable and has free space"))
+        return 2
+    for line in [*missing_kinds(stats)["a"], *missing_kinds(stats)["b"]]:
+        report(f"no sample of {line}", prefix="note")
     for kind in KINDS:
         print(f"{kind:17s} {stats['n_pixels'][kind]:>10,} px  power-spectral slope "
               f"{stats['slope'].get(kind, float('nan')):6.2f} ({stats['n_patches'][kind]} patches)")
-    print(f"wrote {args.out / 'fig2.png'} and {args.out / 'fig2.csv'}")
+    print(f"wrote {targets['png']} and {targets['csv']}")
     return 0
 
 

@@ -6,7 +6,9 @@ Reports print these beside the suite's measurements. Each table maps a row label
 
 from __future__ import annotations
 
-__all__ = ["TABLE_II", "TABLE_III", "TABLE_IV", "TABLE_V", "TABLE_VI", "table_for_split", "PAPER_TABLES", "TABLE_OF_SPLIT"]
+__all__ = ["TABLE_II", "TABLE_III", "TABLE_IV", "TABLE_V", "TABLE_VI", "table_for_split", "PAPER_TABLES",
+           "TABLE_OF_SPLIT", "TABLE_II_ROWS", "TABLE_IV_ROWS", "ABLATION_TABLES", "ABLATION_PAPER_TABLE",
+           "TABLE_VI_SIZE"]
 
 #: Table II: the five configurations, trained on D_o, tested on D_e.
 TABLE_II = {
@@ -67,6 +69,35 @@ TABLE_VI = {
     "DBM (GPU)": 0.027,
 }
 
+
+#: Table VI's image size (pixels): its seconds are per 384 x 384 x 3 image.
+TABLE_VI_SIZE = (384, 384)
+
+#: The registry names of the rows of Table II (the five configurations) -> the paper's row label.
+#: Together with :data:`TABLE_IV_ROWS`, the one place that maps a method to its row of Table II or
+#: IV (the rows of Tables III and V come from the registry's ``MethodSpec.paper_row``).
+TABLE_II_ROWS = {
+    "dbm_config_i": "Configuration I",
+    "dbm_config_ii": "Configuration II",
+    "dbm_config_iii": "Configuration III",
+    "dbm_config_iv": "Configuration IV",
+    "dbm": "Configuration V",
+}
+#: The registry names of the rows of Table IV (DBM and its variants) -> the paper's row label.
+TABLE_IV_ROWS = {
+    "dbm_scratch": "Training from scratch",
+    "dbm_fcn8s": "FCN-8s",
+    "dbm_fusion": "Fusion (w/o deep supervision)",
+    "dbm_dsn": "Fusion (with deep supervision)",
+    "dbm": "DBM",
+}
+#: The ablation tables (trained on D_o, tested on D_e, like Table III): id -> (title, rows, registry name -> row).
+ABLATION_TABLES: dict[str, tuple[str, dict[str, tuple[float, float, float]], dict[str, str]]] = {
+    "II": ("Table II (the five configurations, trained on D_o, tested on D_e)", TABLE_II, TABLE_II_ROWS),
+    "IV": ("Table IV (DBM and its variants, trained on D_o, tested on D_e)", TABLE_IV, TABLE_IV_ROWS),
+}
+#: The test split of the ablation tables (Tables II and IV): the paper's numbers apply to CUHK D_e only.
+ABLATION_PAPER_TABLE = "III"
 
 #: The paper's tables of ODS/OIS/AP on CUHK, by table number: (title, rows).
 PAPER_TABLES: dict[str, tuple[str, dict[str, tuple[float, float, float]]]] = {

@@ -66,11 +66,12 @@ METHODS: dict[str, MethodSpec] = {
     "tang16": MethodSpec("baselines.tang16:Tang16", "Tang et al. 2016 log averaged spectrum residual, superpixel neighbour refinement", paper_row="Tang16", published_curve="Tang"),
     "yi16_lbp": MethodSpec("baselines.yi16_lbp:Yi16LBP", "Yi & Eramian 2016 LBP sharpness, matting and multi-scale belief propagation", paper_row="Yi16", published_curve="Yi"),
     "hifst": MethodSpec("baselines.hifst:HiFST", "Golestaneh & Karam 2017 sorted high-frequency DCT coefficients of gradient magnitude, 4 scales", paper_row="HiFST", published_curve="HiFSTBlurMap"),
-    "dbm": MethodSpec("dbm.detector:DBM", "Ma et al. 2018 deep blur mapper, Configuration V, shipped weights (synthetic training data)", paper_row="DBM", needs_torch=True),
+    "dbm": MethodSpec("dbm.detector:DBM", "Ma et al. 2018 deep blur mapper, Configuration V, shipped weights trained on CUHK (D_o; on D_o photos the D_e network)", paper_row="DBM", needs_torch=True),
     # Single low-level features (building blocks of Liu08/Shi14, Fig. 2) and a reference floor -----
     "gradient_energy": MethodSpec("baselines.gradient_energy:GradientEnergy", "log local gradient energy (not a paper row)"),
     "gradient_stats": MethodSpec("baselines.gradient_stats:GradientStats", "local gradient histogram span (Liu08/Shi14 feature; not a paper row)"),
     "spectral_slope": MethodSpec("baselines.spectral_slope:SpectralSlope", "local power spectrum slope (Liu08/Shi14 feature; not a paper row)"),
+    "dbm_synthetic": MethodSpec("dbm.detector:DBMSynthetic", "DBM Configuration V trained on the suite's synthetic corpus (no CUHK photo)", in_all=False, needs_torch=True),
     "dbm_int8": MethodSpec("dbm.detector:DBMInt8", "DBM Configuration V, shipped weights, int8 trunk on the CPU (about 2x faster, same network)", in_all=False, needs_torch=True),
     # DBM configurations (Table II) and variants (Table IV): need weights=PATH from dbm.train ------
     "dbm_config_i": MethodSpec("dbm.detector:DBMConfigI", "DBM Configuration I (conv1_2), Table II; needs weights=PATH", in_all=False, needs_torch=True),
@@ -176,7 +177,24 @@ def build(name: str, *, device: str | None = None, weights: str | Path | None = 
 
 
 def get_detector(name: str, **settings: Any):
-    """Build the registered detector ``name`` with optional setting overrides (see :func:`build`)."""
+    """The same front door as :func:`build`, under its older name, kept for compatibility.
+
+    ``get_detector(name, **kw)`` is exactly ``build(name, **kw)``: same parameters (``device``,
+    ``weights`` and the method's settings), same checks, same result. New code should call
+    :func:`build`; this alias stays so that existing scripts keep working.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`.
+    **settings
+        Passed to :func:`build` unchanged.
+
+    Returns
+    -------
+    baselines.interface.Detector
+        What :func:`build` returns.
+    """
     return build(name, **settings)
 
 

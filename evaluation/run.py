@@ -24,9 +24,10 @@ interrupted command to resume it.
 from __future__ import annotations
 
 import argparse
-import os
+import io
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -34,26 +35,24 @@ import numpy as np
 
 from baselines.datasets import canonical_split, training_split_of
 from baselines.interface import InputError
+from dbm.device import DEVICE_HELP
+from dbm.fileio import atomic_write_bytes
+
 from .cache import MapCache, file_digest, samples_digest
+from .cli import CLIError, OneLineParser, positive_int, report
 from .datasets import Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
 from .engine import LazyPairs, MethodResult, evaluate_detector, evaluate_maps
 from .paper import TABLE_OF_SPLIT
-from .registry import METHODS, UnknownMethodError, build, resolve_methods
+from .registry import METHODS, UnknownMethodError, build, load_class, resolve_methods
+from .settings import check_selected, parse_set_options, result_label
 
 __all__ = ["main", "build_parser"]
 
 DEMO_LABEL = "synthetic demo"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (``error: ...``, exit code 2) instead of the usage block."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="python -m evaluation.run",
         description="Evaluate local blur detectors with the paper's metrics (ODS, OIS, AP, PR curve).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -72,28 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="weight file for a learned method, e.g. dbm=runs/odd/final.pt (repeatable); "
                    "the DBM configurations and variants (not in all) need one")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                   help="a setting of a selected method, e.g. --set hifst.stride=2 (repeatable; part of the cache "
+                   "key; blur-map --list-methods shows every method's settings)")
     p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder (default: ./blur_results)")
     p.add_argument("--cache", type=Path, default=None,
                    help="folder for cached maps, trained states and the demo data (default: OUT/cache)")
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/METHOD/STEM.png (255 = blurred)")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the images whose photos are present")
-    p.add_argument("--workers", type=_positive_int, default=1, help="processes computing maps in parallel (CPU methods)")
-    p.add_argument("--device", default="auto", help="device for torch methods: auto (CUDA when available, "
-                   "else CPU), cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N images of the split")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes computing maps in parallel (CPU methods)")
+    p.add_argument("--device", default="auto", help="DBM networks: " + DEVICE_HELP)
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images of the split")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
 
 
 def _progress(quiet: bool):
@@ -132,15 +122,18 @@ def _train_or_load(detector, name: str, samples, trained_on: str, cache_root: Pa
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(state_path.with_suffix(".lock"))):
         if state_path.is_file():
-            with np.load(state_path, allow_pickle=False) as data:
-                detector.set_state({k: data[k] for k in data.files})
-        else:
+            try:
+                with np.load(state_path, allow_pickle=False) as data:
+                    detector.set_state({k: data[k] for k in data.files})
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: train again
+                state_path.unlink()
+        if not state_path.is_file():
             if verbose:
                 print(f"training {name} on {trained_on} ...", file=sys.stderr)
             detector.fit(LazyPairs(samples))
-            tmp = state_path.with_name(f"model.{os.getpid()}.tmp.npz")
-            np.savez(tmp, **detector.get_state())
-            os.replace(tmp, state_path)
+            buf = io.BytesIO()
+            np.savez(buf, **detector.get_state())
+            atomic_write_bytes(state_path, buf.getvalue(), overwrite=True)
     detector.trained_on = trained_on
     return suffix
 
@@ -196,6 +189,11 @@ def _prepare_trainable(detector, name: str, args, dataset: Dataset, dataset_labe
     return _train_or_load(detector, name, samples, trained_on, cache_root, verbose=progress is not None)
 
 
+def tested_digests(samples) -> frozenset[str]:
+    """Content digests of the tested photos (memoised by :func:`file_digest`)."""
+    return frozenset(file_digest(s.image_path) for s in samples if s.image_path is not None)
+
+
 def _has_any_photo(ds: Dataset, split: str) -> bool:
     return any(s in ds.images for s in ds.stems(split))
 
@@ -214,11 +212,15 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
         maps[name] = ExternalMaps(name, folder, high_is_sharp=sharp)
     methods = resolve_methods(args.methods, extra=list(maps))
     weights = _parse_weights(args.weights)
+    settings = parse_set_options(args.set)
+    check_selected(settings, [m for m in methods if m not in maps])
     from dbm.device import parse_device, resolve_device
 
     device = parse_device(args.device)  # the spelling, without torch
     if device not in ("auto", "cpu"):
         resolve_device(device)  # CUDA asked for: a one-line error now when there is none
+    for name, values in settings.items():  # a bad --set value stops the run before any map is computed
+        build(name, device=device, weights=weights.get(name), **values)
     for name in maps:
         if name not in methods:
             print(f"note: --maps {name} is not evaluated: add {name} to --methods (or use --methods all)",
@@ -263,7 +265,19 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
             subset = [s for s in samples if s.stem in maps[name].files]
             results.append(evaluate_maps(maps[name], subset, progress=progress, keep=grid))
             continue
-        detector = build(name, device=device, weights=weights.get(name))
+        weight_file = weights.get(name)
+        shipped = getattr(load_class(name), "shipped", ())
+        if weight_file is None and len(shipped) > 1:  # the shipped network that never saw these photos
+            weight_file = load_class(name).weights_unseen_by(tested_digests(samples))
+            if weight_file is not None and weight_file != shipped[0]:
+                notes.append(f"{name}: the shipped network {weight_file.name} was used (the default one was "
+                             "trained on some of the tested photos)")
+        detector = build(name, device=device, weights=weight_file, **settings.get(name, {}))
+        seen = detector.training_digests() & tested_digests(samples)
+        if seen:
+            raise DatasetError(f"{name}: its weights were trained on {len(seen)} of the {len(samples)} tested photos; "
+                               "test on photos it never saw (the paper: train on D_o, test on D_e) or give "
+                               f"--weights {name}=FILE trained on other photos")
         suffix = ""
         if detector.trainable and name in weights:  # a saved state: its bytes key the maps
             suffix = f"-state{file_digest(weights[name])}"
@@ -271,16 +285,18 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
             suffix = _prepare_trainable(detector, name, args, dataset, label, cache_root, split, notes, progress)
         workers = 1 if METHODS[name].needs_torch else args.workers
         cache = MapCache.for_method(cache_root, name, f"{detector.cache_key()}{suffix}")
-        result = evaluate_detector(name, detector, samples, cache, workers=workers, progress=progress, keep=grid)
+        shown_as = result_label(name, settings.get(name))
+        result = evaluate_detector(shown_as, detector, samples, cache, workers=workers, progress=progress, keep=grid)
         results.append(result)
         if args.save_maps:
-            dest = out / "maps" / name
+            dest = out / "maps" / shown_as
             dest.mkdir(parents=True, exist_ok=True)
             for s in samples:
                 shutil.copyfile(cache.path(s), dest / f"{s.stem}.png")
 
     table = write_outputs(out, results, dataset=label, split=split_label, paper_table=paper_table,
-                          samples=samples, grid=grid, notes=notes)
+                          samples=samples, grid=grid, notes=notes, dataset_path=dataset.root,
+                          command=["python", "-m", "evaluation.run", *getattr(args, "argv", [])])
     print(f"\n{label}, split {split_label}, {len(samples)} images\n")
     print(table)
     print(f"\nwrote {out / 'metrics.csv'}, {out / 'report.md'}, {out / 'pr_curves.png'}")
@@ -288,7 +304,12 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except CLIError as exc:
+        report(exc)
+        return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report's "How this was made"
     try:
         run(args)
     except (InputError, UnknownMethodError) as exc:

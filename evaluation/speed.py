@@ -6,14 +6,14 @@ As in the paper, photos of the benchmark (the synthetic demo without ``--data``)
 384 x 384 and each method maps each of them; the reported time is the median over repeats of the
 mean over images, after one warm-up call (which also trains learned methods on the demo's D_o and
 loads DBM's weights). Timing is wall-clock in this process, with the threads the method chooses
-(``$BLURMAP_THREADS`` caps them). Writes ``OUT/speed.csv`` and ``OUT/speed.md``.
+(``$BLURMAP_THREADS`` caps them). Writes ``OUT/speed.csv`` and ``OUT/speed.md``, each atomically;
+existing ones are replaced only with ``--overwrite``.
 
 For per-method statistics with pytest-benchmark, see ``benchmarks/`` (``tox -e bench``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import platform
@@ -91,17 +91,53 @@ def _markdown(rows: list[dict], n_images: int, repeats: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.speed", description=__doc__.split("\n\n")[0])
+def _parser():
+    """The command line of ``python -m evaluation.speed`` (one-line errors, :mod:`evaluation.cli`)."""
+    from .cli import OneLineParser, positive_int
+
+    p = OneLineParser(prog="python -m evaluation.speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--methods", default="all", help="'all' or a comma-separated list")
     p.add_argument("--data", type=Path, help="benchmark folder (default: the synthetic demo)")
-    p.add_argument("--images", type=int, default=10, help="number of photos (the paper used 10)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--images", type=positive_int, default=10, help="number of photos (the paper used 10)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed passes over the photos (median reported)")
     p.add_argument("--device", default="auto", help="device for torch methods: auto, cpu, cuda or cuda:N")
-    p.add_argument("--out", type=Path, default=Path("blur_results"))
+    p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder")
     p.add_argument("--cache", type=Path, default=None, help="demo data and trained states (default: OUT/cache)")
-    args = p.parse_args(argv)
+    p.add_argument("--overwrite", action="store_true", help="replace speed.csv and speed.md if --out holds them")
+    return p
+
+
+def _csv_bytes(rows: list[dict]) -> bytes:
+    """``speed.csv``: one row per method (the keys of :func:`time_methods`' rows)."""
+    import io
+
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    return text.getvalue().encode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluation.speed``: time the methods, write the table; return the exit status.
+
+    Returns
+    -------
+    int
+        0 written; 2 nothing written (a bad option, method or dataset, an existing ``speed.csv``
+        or ``speed.md`` without ``--overwrite``, an unwritable ``--out``): one line on stderr.
+    """
+    from .cli import CLIError, os_error_message, refuse_existing, report, write_new_files
+    from .predict import prepare_out
+
     try:
+        args = _parser().parse_args(argv)
+    except CLIError as exc:
+        report(exc)
+        return 2
+    targets = {"csv": args.out / "speed.csv", "md": args.out / "speed.md"}
+    try:
+        refuse_existing(targets.values(), overwrite=args.overwrite)
         methods = resolve_methods(args.methods)
         from .demo import ensure_demo
 
@@ -112,16 +148,15 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = time_methods(methods, photos, args.repeats, args.device, cache,
                             progress=lambda it, **kw: tqdm(it, file=sys.stderr, leave=False, **kw))
+        md = _markdown(rows, len(photos), args.repeats)
+        prepare_out(args.out)
+        write_new_files({targets["csv"]: _csv_bytes(rows), targets["md"]: md.encode()}, overwrite=args.overwrite)
     except (InputError, UnknownMethodError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(exc)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "speed.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    md = _markdown(rows, len(photos), args.repeats)
-    (args.out / "speed.md").write_text(md)
+    except OSError as exc:
+        report(os_error_message(exc, f"check that --out {args.out} is writable and has free space"))
+        return 2
     print(md)
     return 0
 

@@ -49,6 +49,6 @@ if [ -n "$heldout" ]; then
 fi
 
 # 5. Fig. 2 statistics and Table VI timing on the CUHK photos.
-python -m evaluation.fig2 --data "$cuhk" --split all --allow-missing --out "$here/fig2"
-python -m evaluation.speed --data "$cuhk" --images 10 --repeats 3 --cache "$cache/speed" --out "$here/table6"
+python -m evaluation.fig2 --data "$cuhk" --split all --allow-missing --overwrite --out "$here/fig2"
+python -m evaluation.speed --data "$cuhk" --images 10 --repeats 3 --cache "$cache/speed" --overwrite --out "$here/table6"
 echo "reports regenerated in $here"

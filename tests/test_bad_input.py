@@ -143,6 +143,7 @@ def test_two_concurrent_runners_lose_no_row(tmp_path):
             assert p.returncode == 0, err.decode()
         metrics = _rows(out / "metrics.csv")
         assert sorted(r["split"] for r in metrics) == ["all", "two.txt"], trial
+        assert {r["dataset"] for r in metrics} == {"d"} and {r["method"] for r in metrics} == {FAST}, trial
         assert len(_rows(out / "per_image.csv")) == 4 + 2, trial
         assert len(_rows(out / "pr_curves.csv")) == 2 * 256, trial
         report = (out / "report.md").read_text()
@@ -207,7 +208,7 @@ def test_png_bomb_is_refused_fast_and_small(png_bomb):
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     seconds, mib, msg = res.stdout.split(" ", 2)
     assert float(seconds) < 1.0 and float(mib) < 300, res.stdout
-    assert "bomb.png" in msg and "20000x20000" in msg and "limit" in msg
+    assert "bomb.png" in msg and "400 MP" in msg and "limit" in msg
 
 
 def test_mask_bomb_and_map_bomb_are_refused(tmp_path, png_bomb, capsys):
@@ -367,3 +368,35 @@ def test_training_on_the_tested_split_is_refused(tmp_path, monkeypatch, capsys):
     assert run.main(["--data", str(data), "--split", "all", "--train-split", "odd", "--methods", "learner",
                      "--quiet", "--out", str(tmp_path / "o")]) == 2
     _one_line_error(capsys, "learner would train on 2 image(s) of the tested split")
+
+
+class _SawPhotos(registry.load_class(FAST)):  # a detector whose weights saw the photo img0002
+    digests: frozenset = frozenset()
+
+    def training_digests(self):
+        return type(self).digests
+
+
+def test_network_trained_on_tested_photos_is_refused(tmp_path, monkeypatch, capsys):
+    from baselines.datasets import file_digest
+
+    monkeypatch.setitem(registry.METHODS, "saw", registry.MethodSpec(f"{__name__}:_SawPhotos", "test"))
+    data = _dataset(tmp_path / "d")
+    _SawPhotos.digests = frozenset({file_digest(data / "image" / "img0002.png")})
+    assert run.main(["--data", str(data), "--split", "all", "--methods", "saw", "--quiet",
+                     "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, "saw: its weights were trained on 1 of the 4 tested photos")
+    assert run.main(["--data", str(data), "--split", "odd", "--methods", "saw", "--quiet",
+                     "--out", str(tmp_path / "o")]) == 0  # img0001, img0003: never seen
+
+
+def test_a_run_with_other_settings_adds_a_row(tmp_path):
+    data = _dataset(tmp_path / "d")
+    out = tmp_path / "o"
+    base = ["--data", str(data), "--split", "all", "--methods", FAST, "--quiet", "--out", str(out)]
+    assert run.main(base) == 0
+    assert run.main(base + ["--set", f"{FAST}.window=5"]) == 0
+    rows = {r["method"]: r for r in _rows(out / "metrics.csv")}
+    assert set(rows) == {FAST, f"{FAST}[window=5]"}
+    assert rows[FAST]["ods"] != rows[f"{FAST}[window=5]"]["ods"] or rows[FAST]["ap"] != rows[f"{FAST}[window=5]"]["ap"]
+    assert f"{FAST}[window=5]" in (out / "report.md").read_text()

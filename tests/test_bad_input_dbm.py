@@ -264,11 +264,46 @@ def test_cuda_without_cuda_is_one_line(tmp_path, capsys, small_weights):
     _one_line_error(capsys, "--device cuda:1", "--device cpu")
 
 
-def test_dbm_does_not_import_evaluation_and_device_needs_no_torch():
-    code = ("import sys; import dbm.device, dbm.train, dbm.quantize, dbm.detector, dbm.model, dbm.cli, "
-            "dbm.fileio; assert 'evaluation' not in sys.modules, 'dbm imported evaluation'")
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports, anywhere in it (absolute names; relative ones resolved)."""
+    import ast
+
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            found.add(".".join([*base, node.module] if node.module else base))
+    return found
+
+
+def test_dbm_and_baselines_never_import_evaluation():
+    """``evaluation`` uses ``baselines`` and ``dbm``, never the reverse: every import of every module, even inside
+    functions, and the modules themselves imported in a fresh process."""
+    offenders = {f"{path.relative_to(REPO)}: {name}" for pkg in ("dbm", "baselines")
+                 for path in sorted((REPO / pkg).rglob("*.py"))
+                 for name in _imported_modules(path) if name == "evaluation" or name.startswith("evaluation.")}
+    assert not offenders, offenders
+    code = ("import pkgutil, sys, dbm, baselines\n"
+            "for pkg in (dbm, baselines):\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        __import__(m.name)\n"
+            "assert 'evaluation' not in sys.modules, 'dbm or baselines imported evaluation'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
-    code = ("import sys; sys.modules['torch'] = None; import baselines.interface, dbm.device; "
+
+
+def test_baselines_and_the_device_option_need_no_torch():
+    """Every module of ``baselines`` imports without torch (``sys.modules['torch'] = None`` makes importing it fail)."""
+    code = ("import pkgutil, sys; sys.modules['torch'] = None\n"
+            "import baselines, dbm.device\n"
+            "names = [m.name for m in pkgutil.walk_packages(baselines.__path__, 'baselines.')]\n"
+            "assert len(names) > 15 and 'baselines.hifst' in names, names\n"
+            "for name in names:\n"
+            "    __import__(name)\n"
             "assert dbm.device.parse_device('CUDA:1') == 'cuda:1'; assert dbm.device.resolve_device('cpu') == 'cpu'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 

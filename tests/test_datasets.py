@@ -126,6 +126,26 @@ def test_external_maps_png_npy_and_polarity(tiny, tmp_path):
         as_sharp.load(sample1, (21, 30))
 
 
+def test_read_map_file_is_the_one_map_reader(tmp_path):
+    from baselines.datasets import IMAGE_EXTENSIONS
+    from evaluation.datasets import MAP_EXTENSIONS, read_map_file
+
+    assert set(MAP_EXTENSIONS) == {".npy", *IMAGE_EXTENSIONS} and ".webp" in MAP_EXTENSIONS
+    levels = np.tile(np.arange(30, dtype=np.uint8), (20, 1))
+    assert read_map_file(_write(tmp_path / "m.png", levels)).dtype == np.uint8  # 8-bit levels kept exact
+    np.testing.assert_allclose(read_map_file(_write(tmp_path / "m16.png", levels.astype(np.uint16) * 2000)),
+                               levels.astype(np.float64) * 2000 / 65535)
+    np.save(tmp_path / "nan.npy", np.full((20, 30), np.nan, np.float32))
+    with pytest.raises(DatasetError, match=r"nan\.npy: map contains NaN"):
+        read_map_file(tmp_path / "nan.npy")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(DatasetError, match=r"junk\.npy: not a readable \.npy array"):
+        read_map_file(tmp_path / "junk.npy")
+    np.save(tmp_path / "int.npy", np.zeros((20, 30), np.int32))
+    with pytest.raises(DatasetError, match="unsupported map dtype int32"):
+        read_map_file(tmp_path / "int.npy")
+
+
 def test_parse_maps_option():
     assert parse_maps_option("hifst=/a/b:sharp") == ("hifst", Path("/a/b"), True)
     assert parse_maps_option("x=rel/dir") == ("x", Path("rel/dir"), False)

@@ -227,3 +227,30 @@ def test_resume_refuses_a_changed_recipe_and_overwrite_starts_again(two_pairs, t
 def _iterations(run):
     with open(run / "loss.csv") as f:
         return [r["iteration"] for r in csv.DictReader(f)]
+
+
+def test_resume_refuses_other_data_and_a_damaged_checkpoint(two_pairs, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from dbm.train import main
+
+    run = tmp_path / "run"
+    train(_args(two_pairs, run, "--iterations", "1"), log=lambda *a: None)
+    other = tmp_path / "other"
+    shutil.copytree(two_pairs, other)
+    base = ["--out", str(run), "--split", "all", "--config", "II", "--scratch", "--size", "48", "--batch-size", "2",
+            "--optimizer", "adam", "--lr", "1e-3", "--no-progress", "--iterations", "2", "--device", "cpu", "--resume"]
+    assert main(["--data", str(other), *base]) == 2  # same images, other folder: not the same run
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--data" in err and str(other.resolve()) in err and str(two_pairs.resolve()) in err
+    assert main(["--data", str(two_pairs), *base, "--cache-features", str(tmp_path / "f.npy")]) == 2
+    assert "--cache-features" in capsys.readouterr().err
+    monkeypatch.chdir(two_pairs.parent)  # the same folder by another spelling is the same run
+    assert main(["--data", f"./{two_pairs.name}/", *base]) == 0
+    capsys.readouterr()
+    last = run / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # cut off
+    assert main(["--data", str(two_pairs), *base, "--iterations", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error:") and "last.pt" in err and "--overwrite" in err
+    assert "Traceback" not in err

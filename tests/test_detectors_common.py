@@ -218,3 +218,14 @@ def test_setting_checks_helpers():
         with pytest.raises(InputError) as info:
             call()
         assert str(info.value) == message
+
+
+def test_get_detector_is_the_same_front_door_as_build():
+    """``get_detector`` is kept for compatibility: it is ``build`` under its older name, and says so."""
+    from evaluation.registry import build
+
+    a, b = get_detector("gradient_energy", window=9), build("gradient_energy", window=9)
+    assert type(a) is type(b) and a.cache_key() == b.cache_key()
+    assert "same front door as :func:`build`" in get_detector.__doc__ and "compatibility" in get_detector.__doc__
+    with pytest.raises(InputError):
+        get_detector("gradient_energy", weights="no/such/file.pt")

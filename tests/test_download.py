@@ -194,5 +194,41 @@ def test_shipped_manifest_matches_shared_masks(cuhk_dir):
 def test_cli_reports_error_in_one_line(server, tmp_path, capsys):
     url = f"http://127.0.0.1:{server.server_address[1]}/missing/"
     assert dl.main(["cuhk", "--to", str(tmp_path / "x"), "--base-url", url]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "HTTP 404" in err.splitlines()[0]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "HTTP 404" in err[0] and dl.PROJECT_PAGE in err[0]
+
+
+def test_cli_reports_os_errors_in_one_line(tmp_path, capsys):
+    """An unwritable --to (here: under a file, so no folder can be made) is one line, not a traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert dl.main(["cuhk", "--to", str(blocker / "cuhk"), "--base-url", "http://127.0.0.1:9/"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--to" in err[0] and dl.PROJECT_PAGE in err[0]
+    assert dl.main(["cuhk"]) == 2  # argparse's errors are one line too
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--to" in err[0]
+
+
+def test_a_file_created_during_extraction_is_never_replaced(tmp_path, monkeypatch):
+    archive = tmp_path / "gt.zip"
+    archive.write_bytes(_zip({"gt/motion0001.png": _png(1)}))
+    dest = tmp_path / "gt"
+    real = dl._write_exclusive
+
+    def racing(content):
+        def write(blocks, target):
+            tmp = real(blocks, target)
+            target.write_bytes(content)  # someone else creates the file after the existence check
+            return tmp
+        return write
+
+    monkeypatch.setattr(dl, "_write_exclusive", racing(b"their file"))
+    with pytest.raises(dl.DownloadError, match="never overwrites"):
+        dl.safe_extract(archive, dest)
+    assert (dest / "motion0001.png").read_bytes() == b"their file"
+    assert sorted(p.name for p in dest.iterdir()) == ["motion0001.png"]  # no temporary file left
+    (dest / "motion0001.png").unlink()
+    monkeypatch.setattr(dl, "_write_exclusive", racing(_png(1)))  # the same content: fine
+    assert dl.safe_extract(archive, dest) == [dest / "motion0001.png"]
+    assert sorted(p.name for p in dest.iterdir()) == ["motion0001.png"]

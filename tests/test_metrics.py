@@ -87,7 +87,8 @@ def test_perfect_and_inverted_maps():
 def test_fbeta_saliency_conventions():
     # beta^2 = 0.3 weighs precision: TP 1, FP 0, FN 1 -> 1.3 / (1.3 + 0.3) = 0.8125.
     assert f_measure(1, 0, 1, beta2=0.3) == pytest.approx(1.3 / 1.6)
-    # Adaptive threshold = 2 x mean level: map levels [255, 0, 0, 0] -> mean 63.75 -> t = 128: TP 1 FP 0 FN 1.
+    # Exactly half blurred: blur is the class scored (ties go to blur). Adaptive threshold = 2 x mean
+    # level: map levels [255, 0, 0, 0] -> mean 63.75 -> t = 128: TP 1 FP 0 FN 1.
     s = _scores(([[255, 0], [0, 0]], [[1, 1], [0, 0]]))
     assert s.fbeta_adaptive == pytest.approx(1.3 / 1.6)
 
@@ -111,3 +112,31 @@ def test_counts_reject_shape_mismatch():
 def test_no_images_is_an_error():
     with pytest.raises(ValueError, match="no images"):
         MetricsAccumulator().scores()
+
+
+def test_adaptive_f_uses_the_minority_class_when_blur_is_the_majority(rng):
+    # 70% blurred (as on CUHK, 63%): a reasonable soft map, blurred pixels around 0.75 and sharp
+    # ones around 0.25. Blur's "2 x mean" threshold would be ~1.1 (> 255 levels): F ~ 0. The
+    # sharp class is the minority here, so F_beta is computed for it, with score 1 - map and
+    # threshold 2 x mean sharpness (~0.8 of a ~0.4 mean), and is far from 0.
+    mask = np.zeros((40, 100), bool)
+    mask[:, 30:] = True
+    soft = np.where(mask, 0.75, 0.25) + rng.normal(0, 0.1, mask.shape)
+    s = _scores((quantize(np.clip(soft, 0, 1)), mask))
+    assert s.fbeta_adaptive > 0.5
+    # What the old rule (blur positive, t = 2 x mean blur level) gives on the same map: about 0.
+    levels = quantize(np.clip(soft, 0, 1)).astype(float)
+    t = min(np.ceil(2 * levels.mean()), 255)
+    pred = levels >= t
+    tp, fp, fn = (pred & mask).sum(), (pred & ~mask).sum(), (~pred & mask).sum()
+    assert f_measure(tp, fp, fn, beta2=0.3) < 0.05
+    # Hand-checked: mask [[1, 1], [1, 0]], blur levels [[255, 200], [55, 0]]: sharpness [[0, 55], [200, 255]],
+    # mean 127.5 -> t = 255: only the sharp pixel (255) is predicted sharp: TP 1, FP 0, FN 0 -> F = 1.
+    s = _scores(([[255, 200], [55, 0]], [[1, 1], [1, 0]]))
+    assert s.fbeta_adaptive == pytest.approx(1.0)
+
+
+def test_f_mean_curve_peaks_at_ods():
+    s = _scores(([[200, 100]], [[1, 0]]), ([[50, 10]], [[1, 0]]))
+    assert s.f_mean.shape == (256,)
+    assert s.f_mean.max() == pytest.approx(s.ods) and int(np.argmax(s.f_mean)) == s.ods_threshold
