@@ -188,12 +188,19 @@ class DBM(Detector):
         return frozenset(self.meta.get(TRAIN_DIGESTS_KEY) or ())
 
     def cache_key(self) -> str:
-        """Name, version and settings, plus the SHA-256 of the weight file: new weights, new maps."""
+        """Name, version and settings, with the weight file keyed by its SHA-256, not its path.
+
+        The same weights reached by another path (or as the default) share maps; new weights, new maps.
+        """
         import hashlib
+        import json
 
         stat = self._path.stat()
         digest = _file_digest(str(self._path.resolve()), stat.st_mtime_ns, stat.st_size)
-        return hashlib.sha256(f"{super().cache_key()}:{digest}".encode()).hexdigest()[:12]
+        settings = {k: v for k, v in self.settings.items() if k != "weights"}
+        blob = json.dumps({"name": self.name, "version": self.version, "settings": settings, "weights_sha256": digest},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:
         import cv2

@@ -503,13 +503,8 @@ def load_weights(path, map_location: str | torch.device = "cpu") -> tuple[DBMNet
     """Rebuild a network saved by :func:`save_weights` (float32); return it and its ``meta``.
 
     Also accepts training checkpoints of :mod:`dbm.train` (``last.pt``), which hold the same keys.
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``path`` does not exist.
-    ValueError
-        When the file is not a DBM weight file.
+    Raises what :func:`read_weight_file` raises: ``FileNotFoundError`` when ``path`` does not
+    exist, ``ValueError`` when the file is not a DBM weight file.
     """
     blob = read_weight_file(path, map_location)
     model = DBMNet(int(blob["depth"]), str(blob["variant"]))

@@ -532,11 +532,11 @@ def _write(target: Path, data: bytes, args: argparse.Namespace, photo: Path, end
 
 def _run_photos(args: argparse.Namespace) -> int:
     """``segment``, ``degree`` and ``magnify``: one loop over the photos, results written as they come."""
-    from baselines.interface import InputError, read_image
+    from baselines.interface import InputError
     from dbm.cli import report
     from dbm.fileio import describe_os_error
 
-    from .predict import collect_photos, encode_image, out_of_memory, plan_output_names, prepare_out
+    from .predict import collect_photos, encode_image, plan_output_names, prepare_out, read_and_detect
 
     endings = {"segment": ("_segment.png", "_segment.jpg"), "magnify": ("_magnified.png",), "degree": ()}[args.command]
     try:
@@ -561,21 +561,11 @@ def _run_photos(args: argparse.Namespace) -> int:
     failed = 0
     rows: list[tuple[Path, float, np.ndarray]] = []
     for i, photo in enumerate(photos):
-        try:
-            rgb = read_image(photo)
-            t0 = time.perf_counter()
-            blur = source(i, rgb)
-        except (InputError, ValueError) as exc:
-            report(exc, prefix="skipped")
+        computed = read_and_detect(photo, lambda rgb, i=i: source(i, rgb))
+        if computed is None:
             failed += 1
             continue
-        except (RuntimeError, MemoryError) as exc:
-            reason = out_of_memory(exc)
-            if reason is None:
-                raise
-            report(f"{photo}: {reason}", prefix="skipped")
-            failed += 1
-            continue
+        rgb, blur, t0 = computed
         if args.command == "degree":
             rows.append((photo, blur_degree(blur), _thumbnail(rgb, blur)))
             if not args.quiet:
@@ -774,35 +764,27 @@ def make_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m evaluation.applications``: run one application; return the exit status (module docstring)."""
-    from dbm.cli import CLIError, report
-
-    try:
-        args = _parser().parse_args(argv)
-    except CLIError as exc:
-        report(exc)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    """The work of :func:`main`: run the application named on the command line; return the exit status."""
     if args.command is None:
+        from dbm.cli import report
+
         report("name an application: segment, degree, magnify or figures; see python -m evaluation.applications "
                "--help")
         return 2
-    from baselines.interface import InputError
+    if args.command == "figures":
+        return make_figures(args)
+    return _run_photos(args)
 
-    from .cli import os_error_message
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m evaluation.applications``: run one application; return the exit status (module docstring)."""
+    from .cli import OUT_HINT, run_cli
     from .registry import UnknownMethodError
 
-    try:
-        if args.command == "figures":
-            return make_figures(args)
-        return _run_photos(args)
-    except (InputError, UnknownMethodError) as exc:
-        report(exc)
-        return 2
-    except OSError as exc:  # unwritable --out, full disk, unreadable folder: one line, never a traceback
-        report(os_error_message(exc, f"check that --out {args.out} is writable and has free space, and that the "
-                                     "inputs are readable"))
-        return 2
+    # OSError: unwritable --out, full disk, unreadable folder: one line, never a traceback
+    return run_cli(_parser(), argv, _run, errors=(UnknownMethodError,),
+                   hint=OUT_HINT + ", and that the inputs are readable")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ This module holds the pieces they share, so that each rule is written once:
 * :func:`os_error_message`: an ``OSError`` (unwritable folder, full disk) as one line;
 * :func:`refuse_existing` and :func:`write_new_files`: result files that are written atomically
   (:func:`dbm.fileio.atomic_write_bytes`) and never replace an existing file unless the command
-  was given ``--overwrite``.
+  was given ``--overwrite``;
+* :func:`run_cli`: the body of ``main``: parse the options, run the command, turn its
+  ``InputError`` or ``OSError`` into one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from dbm.cli import CLIError, OneLineParser, report
 
-__all__ = ["CLIError", "OneLineParser", "os_error_message", "positive_int", "refuse_existing", "report",
-           "write_new_files"]
+__all__ = ["CLIError", "OUT_HINT", "OneLineParser", "os_error_message", "positive_int", "refuse_existing", "report",
+           "run_cli", "write_new_files"]
+
+#: What to do about an ``OSError`` of a command that writes into ``--out`` (``{out}``: the folder).
+OUT_HINT = "check that --out {out} is writable and has free space"
 
 
 def positive_int(text: str) -> int:
@@ -143,3 +148,49 @@ def write_new_files(files: Mapping[str | Path, bytes], *, overwrite: bool) -> li
         except FileExistsError:
             raise InputError(_exists(path)) from None
     return written
+
+
+def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, command: Callable[[argparse.Namespace], Any],
+            *, errors: tuple[type[Exception], ...] = (), hint: str = OUT_HINT,
+            then: Callable[[argparse.Namespace, Any], int] | None = None) -> int:
+    """Parse ``argv``, run ``command``, and return the exit status, every problem one line on stderr.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's :class:`OneLineParser` (its errors raise :class:`CLIError`).
+    argv : sequence of str or None
+        The arguments (None: ``sys.argv[1:]``).
+    command : callable
+        ``command(args)``: does the work. Its ``InputError`` (and ``errors``) is reported as is,
+        its ``OSError`` with :func:`os_error_message` and ``hint``; both give exit status 2.
+    errors : tuple of exception types
+        Further one-line errors of the command (e.g. :class:`evaluation.registry.UnknownMethodError`).
+    hint : str
+        What to do about an ``OSError``; ``{out}`` stands for ``args.out``.
+    then : callable, optional
+        ``then(args, result)``: run after ``command`` succeeded, outside the error handling
+        (printing the result); its return value is the exit status. Without it, ``command``'s
+        return value is.
+
+    Returns
+    -------
+    int
+        The exit status: 2 for a bad option or a reported error, else as above.
+    """
+    from baselines.interface import InputError
+
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as exc:
+        report(exc)
+        return 2
+    try:
+        result = command(args)
+    except (InputError, *errors) as exc:
+        report(exc)
+        return 2
+    except OSError as exc:
+        report(os_error_message(exc, hint.format(out=args.out)))
+        return 2
+    return result if then is None else then(args, result)

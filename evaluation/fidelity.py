@@ -140,6 +140,32 @@ def _markdown(rows: list[dict], corr: dict | None) -> str:
     return "\n".join(md) + "\n"
 
 
+def _compare(args) -> str:
+    """The work of :func:`main`: compare, write ``fidelity.csv`` and ``fidelity.md``; return the Markdown."""
+    from .cli import refuse_existing, write_new_files
+    from .predict import prepare_out
+
+    targets = {"csv": args.out / "fidelity.csv", "md": args.out / "fidelity.md"}
+    refuse_existing(targets.values(), overwrite=args.overwrite)
+    samples = {s.stem: s for s in Dataset(args.data).samples("all", need_images=False)}
+    rows = []
+    for name, spec in METHODS.items():
+        if not spec.published_curve:
+            continue
+        files = {k: v for k, v in _map_files(args.maps, name).items() if k in samples}
+        if not files:
+            continue
+        curve = read_published_curve(args.published / "published_pr_curves" /
+                                     f"BlurDetection_{spec.published_curve}_PRCurve.txt")
+        rows.append({"method": name, "published": spec.published_curve, **curve_distance(samples, files, curve)})
+    hifst_files = _map_files(args.maps, "hifst")
+    corr = hifst_correlation(hifst_files, args.published / "published_maps" / "hifst") if hifst_files else None
+    md = _markdown(rows, corr)
+    prepare_out(args.out)
+    write_new_files({targets["csv"]: _csv_bytes(rows), targets["md"]: md.encode()}, overwrite=args.overwrite)
+    return md
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m evaluation.fidelity``: compare, write the two files; return the exit status.
 
@@ -150,41 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ``fidelity.csv`` or ``fidelity.md`` without ``--overwrite``, an unwritable ``--out``):
         one line on stderr.
     """
-    from .cli import CLIError, os_error_message, refuse_existing, report, write_new_files
-    from .predict import prepare_out
+    from .cli import run_cli
 
-    try:
-        args = _parser().parse_args(argv)
-    except CLIError as exc:
-        report(exc)
-        return 2
-    targets = {"csv": args.out / "fidelity.csv", "md": args.out / "fidelity.md"}
-    try:
-        refuse_existing(targets.values(), overwrite=args.overwrite)
-        samples = {s.stem: s for s in Dataset(args.data).samples("all", need_images=False)}
-        rows = []
-        for name, spec in METHODS.items():
-            if not spec.published_curve:
-                continue
-            files = {k: v for k, v in _map_files(args.maps, name).items() if k in samples}
-            if not files:
-                continue
-            curve = read_published_curve(args.published / "published_pr_curves" /
-                                         f"BlurDetection_{spec.published_curve}_PRCurve.txt")
-            rows.append({"method": name, "published": spec.published_curve, **curve_distance(samples, files, curve)})
-        hifst_files = _map_files(args.maps, "hifst")
-        corr = hifst_correlation(hifst_files, args.published / "published_maps" / "hifst") if hifst_files else None
-        md = _markdown(rows, corr)
-        prepare_out(args.out)
-        write_new_files({targets["csv"]: _csv_bytes(rows), targets["md"]: md.encode()}, overwrite=args.overwrite)
-    except InputError as exc:
-        report(exc)
-        return 2
-    except OSError as exc:
-        report(os_error_message(exc, f"check that --out {args.out} is writable and has free space"))
-        return 2
-    print(md, end="")
-    return 0
+    def show(args, md: str) -> int:
+        print(md, end="")
+        return 0
+
+    return run_cli(_parser(), argv, _compare, then=show)
 
 
 if __name__ == "__main__":

@@ -278,6 +278,31 @@ def _parser():
     return p
 
 
+def _write_figure(args) -> tuple[dict, dict[str, Path]]:
+    """The work of :func:`main`: compute, write ``fig2.png`` and ``fig2.csv``; return the statistics and the files."""
+    from .cli import refuse_existing, write_new_files
+    from .predict import prepare_out
+
+    targets = {"png": args.out / "fig2.png", "csv": args.out / "fig2.csv"}
+    refuse_existing(targets.values(), overwrite=args.overwrite)
+    if args.data is None:
+        from .demo import ensure_demo
+
+        ds, label = Dataset(ensure_demo(args.out / "cache" / "demo_data"), "synthetic demo"), "synthetic demo"
+    else:
+        ds = Dataset(args.data)
+        label = ds.label
+    samples = ds.samples(args.split, allow_missing=args.allow_missing)[: args.limit]
+    from tqdm.auto import tqdm
+
+    stats = patch_statistics(samples, progress=lambda it, **kw: tqdm(it, leave=False, file=sys.stderr, **kw))
+    prepare_out(args.out)
+    title = f"Fig. 2 statistics, {label}, {len(samples)} image{'' if len(samples) == 1 else 's'}"
+    write_new_files({targets["png"]: png_bytes(stats, title), targets["csv"]: csv_bytes(stats)},
+                    overwrite=args.overwrite)
+    return stats, targets
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m evaluation.fig2``: compute, draw and write the figure; return the exit status.
 
@@ -287,45 +312,19 @@ def main(argv: list[str] | None = None) -> int:
         0 written; 2 nothing written (a bad option, dataset or photo, an existing ``fig2.png`` or
         ``fig2.csv`` without ``--overwrite``, an unwritable ``--out``): one line on stderr.
     """
-    from .cli import CLIError, os_error_message, refuse_existing, report, write_new_files
-    from .predict import prepare_out
+    from .cli import report, run_cli
 
-    try:
-        args = _parser().parse_args(argv)
-    except CLIError as exc:
-        report(exc)
-        return 2
-    targets = {"png": args.out / "fig2.png", "csv": args.out / "fig2.csv"}
-    try:
-        refuse_existing(targets.values(), overwrite=args.overwrite)
-        if args.data is None:
-            from .demo import ensure_demo
+    def show(args, result: tuple[dict, dict[str, Path]]) -> int:
+        stats, targets = result
+        for line in [*missing_kinds(stats)["a"], *missing_kinds(stats)["b"]]:
+            report(f"no sample of {line}", prefix="note")
+        for kind in KINDS:
+            print(f"{kind:17s} {stats['n_pixels'][kind]:>10,} px  power-spectral slope "
+                  f"{stats['slope'].get(kind, float('nan')):6.2f} ({stats['n_patches'][kind]} patches)")
+        print(f"wrote {targets['png']} and {targets['csv']}")
+        return 0
 
-            ds, label = Dataset(ensure_demo(args.out / "cache" / "demo_data"), "synthetic demo"), "synthetic demo"
-        else:
-            ds = Dataset(args.data)
-            label = ds.label
-        samples = ds.samples(args.split, allow_missing=args.allow_missing)[: args.limit]
-        from tqdm.auto import tqdm
-
-        stats = patch_statistics(samples, progress=lambda it, **kw: tqdm(it, leave=False, file=sys.stderr, **kw))
-        prepare_out(args.out)
-        title = f"Fig. 2 statistics, {label}, {len(samples)} image{'' if len(samples) == 1 else 's'}"
-        write_new_files({targets["png"]: png_bytes(stats, title), targets["csv"]: csv_bytes(stats)},
-                        overwrite=args.overwrite)
-    except InputError as exc:
-        report(exc)
-        return 2
-    except OSError as exc:
-        report(os_error_message(exc, f"check that --out {args.out} is writable and has free space"))
-        return 2
-    for line in [*missing_kinds(stats)["a"], *missing_kinds(stats)["b"]]:
-        report(f"no sample of {line}", prefix="note")
-    for kind in KINDS:
-        print(f"{kind:17s} {stats['n_pixels'][kind]:>10,} px  power-spectral slope "
-              f"{stats['slope'].get(kind, float('nan')):6.2f} ({stats['n_patches'][kind]} patches)")
-    print(f"wrote {targets['png']} and {targets['csv']}")
-    return 0
+    return run_cli(_parser(), argv, _write_figure, then=show)
 
 
 if __name__ == "__main__":

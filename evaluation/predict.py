@@ -59,7 +59,7 @@ from baselines.datasets import IMAGE_EXTENSIONS
 
 __all__ = ["MAX_SIZE", "MIN_SIZE", "OUTPUT_KINDS", "PHOTO_SUFFIXES", "collect_photos", "encode_image", "main",
            "make_detector", "method_listing", "out_of_memory", "plan_output_names", "plan_outputs", "prepare_out",
-           "write_checked"]
+           "read_and_detect", "write_checked"]
 
 #: The photo types taken from folders and patterns: the suite's one list,
 #: :data:`baselines.datasets.IMAGE_EXTENSIONS` (any letter case).
@@ -555,6 +555,44 @@ def out_of_memory(exc: BaseException) -> str | None:
             "--device cpu")
 
 
+def read_and_detect(photo: Path, detect) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Read ``photo`` and compute its map with ``detect``; None when the photo is skipped.
+
+    An unreadable or unusable photo (``InputError``, ``ValueError``) and running out of memory
+    (:func:`out_of_memory`) are reported as one ``skipped:`` line on stderr; any other error propagates.
+
+    Parameters
+    ----------
+    photo : Path
+        The photo file.
+    detect : callable
+        RGB array -> blur map.
+
+    Returns
+    -------
+    tuple of (ndarray, ndarray, float) or None
+        The photo, its map and the :func:`time.perf_counter` value taken before ``detect`` ran;
+        None when the photo was skipped.
+    """
+    from baselines.interface import InputError, read_image
+    from dbm.cli import report
+
+    try:
+        rgb = read_image(photo)
+        t0 = time.perf_counter()
+        blur = detect(rgb)
+    except (InputError, ValueError) as exc:
+        report(exc, prefix="skipped")
+        return None
+    except (RuntimeError, MemoryError) as exc:
+        reason = out_of_memory(exc)
+        if reason is None:
+            raise
+        report(f"{photo}: {reason}", prefix="skipped")
+        return None
+    return rgb, blur, t0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``blur-map`` / ``python -m evaluation.predict``: write the maps; return the exit status (module docstring)."""
     from dbm.cli import CLIError, report
@@ -570,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         print(method_listing())
         return 0
 
-    from baselines.interface import InputError, read_image
+    from baselines.interface import InputError
 
     from dbm.device import parse_device
     from dbm.fileio import describe_os_error
@@ -607,21 +645,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     written = 0
     for photo, planned in zip(photos, targets):
-        try:
-            rgb = read_image(photo)
-            t0 = time.perf_counter()
-            blur = det(rgb)
-        except (InputError, ValueError) as exc:
-            report(exc, prefix="skipped")
+        computed = read_and_detect(photo, det)
+        if computed is None:
             failed += 1
             continue
-        except (RuntimeError, MemoryError) as exc:
-            reason = out_of_memory(exc)
-            if reason is None:
-                raise
-            report(f"{photo}: {reason}", prefix="skipped")
-            failed += 1
-            continue
+        rgb, blur, t0 = computed
         done = []
         for kind, ending in kinds.items():
             target = planned[ending]

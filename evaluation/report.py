@@ -468,14 +468,20 @@ def _fitted_limits(values: list[np.ndarray], pad: float = 0.04) -> tuple[float, 
     return max(0.0, lo - pad * span), min(1.005, hi + pad * span)
 
 
+def _plotted(rows: Sequence[dict], curves: dict, key: str) -> tuple[list[dict], dict[str, dict], list[dict]]:
+    """The rows whose curve ``key`` has a value, their styles, and the rows best ODS first (ties by name)."""
+    rows = [r for r in rows if r["method"] in curves and np.any(~np.isnan(curves[r["method"]][key]))]
+    styles = method_styles([r["method"] for r in rows])
+    ranked = sorted(rows, key=lambda r: (-_num(r.get("ods")) if not math.isnan(_num(r.get("ods"))) else 0, r["method"]))
+    return rows, styles, ranked
+
+
 def pr_figure(rows: Sequence[dict], curves: dict, title: str) -> bytes | None:
     """The paper's PR plot: (a) axes fitted to the data, (b) the full 0-1 view; legend outside, by ODS."""
-    rows = [r for r in rows if r["method"] in curves and np.any(~np.isnan(curves[r["method"]]["precision"]))]
+    rows, styles, ranked = _plotted(rows, curves, "precision")
     if not rows:
         return None
     plt = _pyplot()
-    styles = method_styles([r["method"] for r in rows])
-    ranked = sorted(rows, key=lambda r: (-_num(r.get("ods")) if not math.isnan(_num(r.get("ods"))) else 0, r["method"]))
     with plt.rc_context(_RC):
         fig, (ax_fit, ax_full) = plt.subplots(1, 2, figsize=(10.4, 5.2), dpi=DPI)
         fig.subplots_adjust(wspace=0.26, left=0.07, right=0.98, bottom=0.11, top=0.84)
@@ -508,12 +514,10 @@ def pr_figure(rows: Sequence[dict], curves: dict, title: str) -> bytes | None:
 
 def f_threshold_figure(rows: Sequence[dict], curves: dict, title: str) -> bytes | None:
     """Image-mean F (blur positive) against the threshold; the dot marks each method's ODS."""
-    rows = [r for r in rows if r["method"] in curves and np.any(~np.isnan(curves[r["method"]]["f_mean"]))]
+    rows, styles, ranked = _plotted(rows, curves, "f_mean")
     if not rows:
         return None
     plt = _pyplot()
-    styles = method_styles([r["method"] for r in rows])
-    ranked = sorted(rows, key=lambda r: (-_num(r.get("ods")) if not math.isnan(_num(r.get("ods"))) else 0, r["method"]))
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(8.6, 5.0), dpi=DPI)
         fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.88)

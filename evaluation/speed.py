@@ -118,6 +118,29 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     return text.getvalue().encode()
 
 
+def _time_and_write(args) -> str:
+    """The work of :func:`main`: time the methods, write ``speed.csv`` and ``speed.md``; return the Markdown."""
+    from .cli import refuse_existing, write_new_files
+    from .predict import prepare_out
+
+    targets = {"csv": args.out / "speed.csv", "md": args.out / "speed.md"}
+    refuse_existing(targets.values(), overwrite=args.overwrite)
+    methods = resolve_methods(args.methods)
+    from .demo import ensure_demo
+
+    cache = args.cache or args.out / "cache"
+    ds = Dataset(args.data) if args.data else Dataset(ensure_demo(cache / "demo_data"), "synthetic demo")
+    photos = _photos(ds, args.images)
+    from tqdm.auto import tqdm
+
+    rows = time_methods(methods, photos, args.repeats, args.device, cache,
+                        progress=lambda it, **kw: tqdm(it, file=sys.stderr, leave=False, **kw))
+    md = _markdown(rows, len(photos), args.repeats)
+    prepare_out(args.out)
+    write_new_files({targets["csv"]: _csv_bytes(rows), targets["md"]: md.encode()}, overwrite=args.overwrite)
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m evaluation.speed``: time the methods, write the table; return the exit status.
 
@@ -127,38 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         0 written; 2 nothing written (a bad option, method or dataset, an existing ``speed.csv``
         or ``speed.md`` without ``--overwrite``, an unwritable ``--out``): one line on stderr.
     """
-    from .cli import CLIError, os_error_message, refuse_existing, report, write_new_files
-    from .predict import prepare_out
+    from .cli import run_cli
 
-    try:
-        args = _parser().parse_args(argv)
-    except CLIError as exc:
-        report(exc)
-        return 2
-    targets = {"csv": args.out / "speed.csv", "md": args.out / "speed.md"}
-    try:
-        refuse_existing(targets.values(), overwrite=args.overwrite)
-        methods = resolve_methods(args.methods)
-        from .demo import ensure_demo
+    def show(args, md: str) -> int:
+        print(md)
+        return 0
 
-        cache = args.cache or args.out / "cache"
-        ds = Dataset(args.data) if args.data else Dataset(ensure_demo(cache / "demo_data"), "synthetic demo")
-        photos = _photos(ds, args.images)
-        from tqdm.auto import tqdm
-
-        rows = time_methods(methods, photos, args.repeats, args.device, cache,
-                            progress=lambda it, **kw: tqdm(it, file=sys.stderr, leave=False, **kw))
-        md = _markdown(rows, len(photos), args.repeats)
-        prepare_out(args.out)
-        write_new_files({targets["csv"]: _csv_bytes(rows), targets["md"]: md.encode()}, overwrite=args.overwrite)
-    except (InputError, UnknownMethodError) as exc:
-        report(exc)
-        return 2
-    except OSError as exc:
-        report(os_error_message(exc, f"check that --out {args.out} is writable and has free space"))
-        return 2
-    print(md)
-    return 0
+    return run_cli(_parser(), argv, _time_and_write, errors=(UnknownMethodError,), then=show)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,14 @@ def test_map_cache_key_follows_the_weight_file_content(tmp_path):
         save_weights(net, path, {"input_size": 48})
         keys.append(load_class("dbm_config_ii")(weights=str(path)).cache_key())
     assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
+def test_map_cache_key_ignores_the_path_of_the_same_weights(tmp_path):
+    """The same weight file copied elsewhere (or reached as the default) keys the same maps."""
+    net = build_model("II", pretrained=False, seed=0)
+    save_weights(net, tmp_path / "a.pt", {"input_size": 48})
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "a.pt").write_bytes((tmp_path / "a.pt").read_bytes())
+    cls = load_class("dbm_config_ii")
+    assert cls(weights=str(tmp_path / "a.pt")).cache_key() == cls(weights=str(tmp_path / "b" / "a.pt")).cache_key()
+    assert cls(weights=str(tmp_path / "a.pt")).cache_key() != cls(weights=str(tmp_path / "a.pt"), size=64).cache_key()

@@ -11,6 +11,7 @@ import pytest
 
 from baselines.interface import InputError
 from evaluation import run as runner
+from evaluation.metrics import quantize
 from evaluation.registry import METHODS, build, load_class
 from evaluation.settings import OWN_OPTIONS, check_selected, method_settings, parse_set_options, parse_value
 
@@ -102,11 +103,13 @@ def test_runner_runs_with_different_settings_never_share_cached_maps(tmp_path, c
         assert runner.main([*common, "--out", str(tmp_path / out), "--save-maps", *extra]) == 0
     keys = sorted(p.name for p in (cache / "gradient_energy").iterdir() if p.is_dir())
     assert len(keys) == 2, keys  # default and window=5; the second window=5 run reused its maps
-    maps = {o: cv2.imread(str(tmp_path / o / "maps" / "gradient_energy" / "t1.png"), cv2.IMREAD_UNCHANGED)
-            for o in "abc"}
+    # rows and saved maps are labelled with their settings (evaluation.settings.result_label)
+    folders = {"a": "gradient_energy", "b": "gradient_energy[window=5]", "c": "gradient_energy[window=5]"}
+    maps = {o: cv2.imread(str(tmp_path / o / "maps" / folders[o] / "t1.png"), cv2.IMREAD_UNCHANGED) for o in "abc"}
+    assert all(m is not None for m in maps.values())
     assert not np.array_equal(maps["a"], maps["b"]) and np.array_equal(maps["b"], maps["c"])
     expected = build("gradient_energy", window=5)(cv2.imread(str(data / "image" / "t1.png"))[:, :, ::-1])
-    assert np.array_equal(maps["b"], np.round(expected * 255).astype(np.uint8))
+    assert np.array_equal(maps["b"], quantize(expected))
     capsys.readouterr()
     # settings of a method not selected, and a bad value, stop the run in one line before any work
     assert runner.main([*common, "--out", str(tmp_path / "d"), "--set", "hifst.stride=2"]) == 2
