@@ -65,7 +65,8 @@ def rename_no_replace(tmp: str | Path, target: str | Path) -> None:
     os.unlink(tmp)
 
 
-def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overwrite: bool = False) -> Path:
+def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overwrite: bool = False,
+                 fsync: bool = False) -> Path:
     """Write a file in one step through a temporary file in the same folder.
 
     Parameters
@@ -77,6 +78,8 @@ def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overw
     overwrite : bool
         Replace ``target`` when it exists. Without it an existing ``target`` is left untouched
         and :class:`FileExistsError` is raised.
+    fsync : bool
+        Flush the content to the disk before the rename (results files that must survive a crash).
 
     Returns
     -------
@@ -98,6 +101,8 @@ def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overw
         with open(tmp, "xb") as f:  # "x": never reuse a file; created with the umask's permissions
             write(f)
             f.flush()
+            if fsync:
+                os.fsync(f.fileno())
         if overwrite:
             os.replace(tmp, target)
         else:
@@ -112,6 +117,6 @@ def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overw
     return target
 
 
-def atomic_write_bytes(target: str | Path, data: bytes, *, overwrite: bool = False) -> Path:
+def atomic_write_bytes(target: str | Path, data: bytes, *, overwrite: bool = False, fsync: bool = False) -> Path:
     """:func:`atomic_write` of a ``bytes`` object."""
-    return atomic_write(target, lambda f: f.write(data), overwrite=overwrite)
+    return atomic_write(target, lambda f: f.write(data), overwrite=overwrite, fsync=fsync)

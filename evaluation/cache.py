@@ -27,6 +27,7 @@ from typing import Iterable
 import numpy as np
 
 from baselines.datasets import DIGEST_CHARS, file_digest
+from dbm.fileio import atomic_write_bytes
 
 __all__ = ["DIGEST_CHARS", "MapCache", "file_digest", "samples_digest", "read_levels", "write_levels"]
 
@@ -46,13 +47,7 @@ def write_levels(path: Path, levels: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(levels))
     if not ok:  # pragma: no cover - OpenCV failure
         raise OSError(f"{path}: PNG encoding failed")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, buf.tobytes(), overwrite=True)  # unique temp name: threads and hosts never collide
 
 
 def read_levels(path: Path) -> np.ndarray | None:

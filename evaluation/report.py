@@ -62,6 +62,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from dbm.fileio import atomic_write_bytes
+
 from .engine import MethodResult
 from .html import Bullets, Code, Column, Facts, Figure, Heading, Para, Table, render_html, slug
 from .metrics import N_LEVELS, PAPER_METRICS, SCALAR_FIELDS, SECONDARY_METRICS
@@ -176,17 +178,8 @@ def _csv_value(v):
 
 # Files -----------------------------------------------------------------------------------------
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Replace ``path`` with ``data`` atomically and durably (:func:`dbm.fileio.atomic_write_bytes`)."""
+    atomic_write_bytes(path, data, overwrite=True, fsync=True)
 
 
 def _read_csv(path: Path) -> list[dict]:
