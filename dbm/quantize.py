@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["calibrate", "default_output", "main"]
+__all__ = ["build_parser", "calibrate", "default_output", "main"]
 
 
 def default_output(weights: str | Path) -> Path:
@@ -117,6 +117,24 @@ def calibrate(weights: str | Path, data: str | Path, *, images: int = 32, size: 
     return record
 
 
+def build_parser():
+    """The command line of ``python -m dbm.quantize`` (one-line errors, :mod:`dbm.cli`)."""
+    from .cli import OneLineParser, add_common_options
+
+    p = OneLineParser(prog="python -m dbm.quantize", description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", type=Path, required=True, help="DBM weight file (plain variant); never modified")
+    p.add_argument("--data", type=Path, required=True, help="training dataset in the CUHK layout (never evaluation photos)")
+    p.add_argument("--split", default="all", help="images of --data to draw from: all (default), odd, even or a list file")
+    p.add_argument("--images", type=int, default=32, help="number of calibration photos")
+    p.add_argument("--size", type=int, default=None, help="network input side (default: from the weights)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw of the calibration photos")
+    add_common_options(p, out={"default": None, "help": "output weight file, different from --weights (default: "
+                                                       "NAME.int8.pt beside --weights; the input is never overwritten)"},
+                       threads=True, device="runs the calibration passes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (the input is never replaced)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m dbm.quantize``: write a calibrated copy of a weight file; return the exit status.
 
@@ -127,26 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     """
     from baselines.interface import InputError
 
-    from .cli import CLIError, OneLineParser, report
-    from .device import DEVICE_HELP
+    from .cli import CLIError, apply_threads, report
 
-    p = OneLineParser(prog="python -m dbm.quantize", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, required=True, help="DBM weight file (plain variant); never modified")
-    p.add_argument("--data", type=Path, required=True, help="training dataset in the CUHK layout (never evaluation photos)")
-    p.add_argument("--split", default="all")
-    p.add_argument("--images", type=int, default=32, help="number of calibration photos")
-    p.add_argument("--size", type=int, default=None, help="network input side (default: from the weights)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None,
-                   help="output weight file, different from --weights (default: NAME.int8.pt beside --weights)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (the input is never replaced)")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP + "; runs the calibration passes")
+    p = build_parser()
     try:
         args = p.parse_args(argv)
         if args.images < 1:
             p.error(f"--images {args.images}: must be at least 1")
         if args.size is not None and not 32 <= args.size <= 4096:
             p.error(f"--size {args.size}: use 32 to 4096 pixels (default: from the weights)")
+        apply_threads(args.threads)
         calibrate(args.weights, args.data, images=args.images, size=args.size, split=args.split, seed=args.seed,
                   out=args.out, overwrite=args.overwrite, device=args.device)
     except (CLIError, InputError, ValueError, FileNotFoundError) as exc:

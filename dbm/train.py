@@ -47,8 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import CLIError, OneLineParser, report
-from .device import DEVICE_HELP
+from .cli import CLIError, DefaultsHelpFormatter, OneLineParser, add_common_options, apply_threads, report
 
 __all__ = ["LOSS_NORMS", "build_parser", "main", "parse_args", "pixel_loss", "train"]
 
@@ -79,7 +78,7 @@ def build_parser() -> OneLineParser:
                       description="Train a DBM network. Defaults are the paper's recipe: Configuration V from "
                                   "pretrained VGG16, trained on D_o (--split odd), 384 x 384, SGD, lr 2^-10, batch 3, "
                                   "10,000 iterations, float32 (--amp off; the paper used Caffe in fp32).",
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      formatter_class=DefaultsHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folder(s) in the CUHK layout (image/, gt/)")
     g.add_argument("--split", default="odd",
@@ -88,7 +87,7 @@ def build_parser() -> OneLineParser:
     g.add_argument("--size", type=int, default=384, help="images are resized to SIZE x SIZE (0: keep sizes, batch 1)")
     g.add_argument("--hflip", action="store_true", help="random horizontal flips (the paper trains without augmentation)")
     g.add_argument("--val", type=Path, default=None, help="validation dataset (CUHK layout, all images)")
-    g.add_argument("--val-every", type=int, default=1000)
+    g.add_argument("--val-every", type=int, default=1000, help="validate every this many iterations (with --val)")
     m = p.add_argument_group("model")
     m.add_argument("--config", default="V", choices=list(CONFIGURATIONS), help="Table I configuration (VGG16 stages kept)")
     m.add_argument("--variant", default="plain", choices=list(VARIANTS), help="Table IV architecture")
@@ -99,37 +98,37 @@ def build_parser() -> OneLineParser:
                    help="with --freeze-stages K (plain variant, no flips): compute the frozen stages once per image "
                         "into this file (float16 memmap, resumable) and train the rest on it")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    o.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                   help="sgd with momentum (the paper's), or adam")
     o.add_argument("--lr", type=float, default=2.0**-10, help="base learning rate (the paper: 2^-10, with --loss-norm pixel)")
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--weight-decay", type=float, default=5e-4)
-    o.add_argument("--bias-lr-mult", type=float, default=2.0)
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (the paper: 0.9)")
+    o.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay of the weights, not the biases "
+                   "(the paper: 5e-4)")
+    o.add_argument("--bias-lr-mult", type=float, default=2.0, help="learning-rate multiplier of the biases (Caffe's 2)")
     o.add_argument("--no-hed-lr-mults", action="store_true",
                    help="fusion/dsn variants: no HED learning-rate multipliers (by default conv5 x100, side-output "
                         "score layers x0.01, fusion layer x0.001, as in HED's train_val.prototxt)")
     o.add_argument("--lr-power", type=float, default=0.9, help="polynomial decay power (0: constant)")
-    o.add_argument("--batch-size", type=int, default=3)
-    o.add_argument("--iterations", type=int, default=10_000)
+    o.add_argument("--batch-size", type=int, default=3, help="images per step (the paper: 3)")
+    o.add_argument("--iterations", type=int, default=10_000, help="training steps (the paper: 10,000)")
     o.add_argument("--loss-norm", default="pixel", choices=list(LOSS_NORMS),
                    help="pixel: mean over pixels and images; batch: sum over pixels divided by the batch size "
                         "(Caffe's SigmoidCrossEntropyLoss in FCN/HED): gradients H*W times larger, so the paper's "
                         "lr 2^-10 diverges; 2^-10/(H*W) (about 7e-9 at 384 x 384) takes the same steps as pixel")
     o.add_argument("--side-weight", type=float, default=1.0, help="weight of each side-output loss (variant dsn)")
     r = p.add_argument_group("run")
-    r.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
     r.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     r.add_argument("--overwrite", action="store_true", help="start again in an OUT that already holds a run (replaces it)")
-    r.add_argument("--save-every", type=int, default=500)
+    r.add_argument("--save-every", type=int, default=500, help="write the checkpoint OUT/last.pt every this many iterations")
     r.add_argument("--max-minutes", type=float, default=0.0, help="stop (with a checkpoint) after this wall time; 0: no limit")
-    r.add_argument("--device", default="auto", help=DEVICE_HELP)
     r.add_argument("--amp", default="off", choices=["off", "bf16", "fp16", "auto"],
                    help="mixed precision; off (the default): float32 everywhere, as the paper (Caffe, fp32); bf16/fp16: "
                         "autocast to that type; auto: bf16 (or fp16) on CUDA, off on the CPU. bf16 is emulated, and "
                         "slower, on CPUs without AVX512-BF16")
-    r.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the image order and the flips")
     r.add_argument("--note", default="", help="free text stored in the weights' metadata (what the data is)")
+    add_common_options(p, out={"required": True, "help": "run folder (checkpoints, logs, final weights)"}, quiet=True,
+                       threads=True, device="", aliases={"--no-progress": "--quiet"}, group=r)
     return p
 
 
@@ -451,8 +450,7 @@ def train(args: argparse.Namespace, log=print) -> Path:
     imgs, masks, names = _load_arrays(args.data, args.split, args.size)
     if not imgs:
         raise SystemExit(f"--data {' '.join(map(str, args.data))}: no training images in split {args.split}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     _seed_everything(args.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
@@ -563,7 +561,7 @@ def train(args: argparse.Namespace, log=print) -> Path:
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=args.iterations, initial=start_it, disable=args.no_progress, dynamic_ncols=True, file=sys.stderr)
+            bar = tqdm(total=args.iterations, initial=start_it, disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
         except ImportError:  # pragma: no cover
             bar = None
         t_start = time.time()

@@ -57,6 +57,7 @@ __all__ = [
     "MAGNIFY_THRESHOLD",
     "Segmentation",
     "blur_degree",
+    "build_parser",
     "degree_strip",
     "grabcut_seeds",
     "magnify_blur",
@@ -448,9 +449,16 @@ Ma et al., IEEE TIP 2018:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    from dbm.cli import OneLineParser
-    from dbm.device import DEVICE_HELP
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m evaluation.applications`` and its sub-commands (one-line errors).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A :class:`dbm.cli.OneLineParser` with one sub-parser per application; the options every
+        command shares come from :func:`dbm.cli.add_common_options`.
+    """
+    from dbm.cli import OneLineParser, add_common_options
 
     from .registry import METHODS
 
@@ -458,10 +466,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m evaluation.applications", epilog=_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter,
                            description="The paper's applications of blur maps (Sec. IV-C): segment, degree, magnify.")
-    sub = parser.add_subparsers(dest="command", metavar="{segment,degree,magnify,figures}")
+    add_common_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="{segment,degree,magnify,figures}",
+                                help="the application (python -m evaluation.applications NAME --help)")
     common = OneLineParser(add_help=False)
     common.add_argument("photos", nargs="+", help="photos, folders of photos and glob patterns")
-    common.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    add_common_options(common, out={"required": True, "help": "output folder (created)"}, quiet=True, threads=True,
+                       device="the torch methods (DBM) run there", version=False)
     common.add_argument("--recursive", action="store_true", help="also take photos from sub-folders")
     common.add_argument("--overwrite", action="store_true", help="replace files already in --out (default: never)")
     common.add_argument("--method", default=None, choices=methods, metavar="METHOD",
@@ -472,8 +483,6 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE",
                         help="a setting of --method (repeatable; blur-map --list-methods shows them)")
     common.add_argument("--weights", default=None, help="weight file or trained state of --method (as blur-map)")
-    common.add_argument("--device", default="auto", help=DEVICE_HELP)
-    common.add_argument("--quiet", action="store_true", help="no progress lines")
     seg = sub.add_parser("segment", parents=[common], help="blur region segmentation with GrabCut (Fig. 10)",
                          description="Writes NAME_segment.png (255 = blurred region) and NAME_segment.jpg (overlay).")
     seg.add_argument("--iterations", type=int, default=GRABCUT_ITERATIONS,
@@ -493,9 +502,9 @@ def _parser() -> argparse.ArgumentParser:
     fig.add_argument("--degree-photos", nargs="+", required=True, help="photos (or a folder) ranked in degree.png")
     fig.add_argument("--methods", default="hifst,dbm", help="comma-separated methods (default: hifst,dbm)")
     fig.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="magnification sigma")
-    fig.add_argument("--out", type=Path, required=True, help="output folder (created)")
     fig.add_argument("--overwrite", action="store_true", help="replace figures already in --out")
-    fig.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_common_options(fig, out={"required": True, "help": "output folder (created)"}, quiet=True, threads=True,
+                       device="the torch methods (DBM) run there", version=False)
     return parser
 
 
@@ -712,7 +721,8 @@ def make_figures(args: argparse.Namespace) -> int:
         for path in dict.fromkeys([photo_path, *degree_paths]):
             t0 = time.perf_counter()
             maps[m][path] = det(read_image(path))
-            print(f"{m}: {path} ({time.perf_counter() - t0:.1f} s)")
+            if not args.quiet:
+                print(f"{m}: {path} ({time.perf_counter() - t0:.1f} s)")
 
     seg_panels = [(rgb, f"photo\n{photo_path.stem}", False)]
     if gt is not None:
@@ -783,7 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .registry import UnknownMethodError
 
     # OSError: unwritable --out, full disk, unreadable folder: one line, never a traceback
-    return run_cli(_parser(), argv, _run, errors=(UnknownMethodError,),
+    return run_cli(build_parser(), argv, _run, errors=(UnknownMethodError,),
                    hint=OUT_HINT + ", and that the inputs are readable")
 
 

@@ -32,10 +32,11 @@ from dbm.fileio import atomic_write_bytes
 __all__ = ["DIGEST_CHARS", "MapCache", "file_digest", "samples_digest", "read_levels", "write_levels"]
 
 def samples_digest(samples: Iterable) -> str:
-    """Digest of a training set: every sample's stem, photo bytes and mask bytes, in order."""
+    """Digest of a training set: every sample's stem, photo bytes, mask bytes and mask polarity, in order."""
     h = hashlib.sha256()
     for s in samples:
-        h.update(f"{s.stem}:{file_digest(s.image_path)}:{file_digest(s.mask_path)}\n".encode())
+        inverted = ":inverted" if getattr(s, "invert", False) else ""  # masks white = in focus, read inverted
+        h.update(f"{s.stem}:{file_digest(s.image_path)}:{file_digest(s.mask_path)}{inverted}\n".encode())
     return h.hexdigest()[:DIGEST_CHARS]
 
 

@@ -5,15 +5,17 @@ follow the conventions of :mod:`dbm.cli`: every problem is one line on stderr,
 ``error: <option or file>: <what is wrong>; <what to do>``, exit status 2 when nothing was done.
 This module holds the pieces they share, so that each rule is written once:
 
-* :class:`OneLineParser` (the :class:`dbm.cli.OneLineParser` itself, re-exported): argparse errors
-  raise :class:`CLIError`, which ``main`` prints with :func:`report` and returns 2;
-* :func:`positive_int`: the argparse type of counts (``--limit``, ``--images``, ``--workers``);
+* :class:`OneLineParser`, :func:`add_common_options` (``--out``, ``--quiet``, ``--threads``,
+  ``--device``, ``--version``, spelt alike by every command), :func:`apply_threads` and
+  :func:`positive_int` (the argparse type of counts: ``--limit``, ``--images``, ``--workers``):
+  those of :mod:`dbm.cli` itself, re-exported; argparse errors raise :class:`CLIError`, which
+  ``main`` prints with :func:`report` and returns 2;
 * :func:`os_error_message`: an ``OSError`` (unwritable folder, full disk) as one line;
 * :func:`refuse_existing` and :func:`write_new_files`: result files that are written atomically
   (:func:`dbm.fileio.atomic_write_bytes`) and never replace an existing file unless the command
   was given ``--overwrite``;
-* :func:`run_cli`: the body of ``main``: parse the options, run the command, turn its
-  ``InputError`` or ``OSError`` into one line and exit status 2.
+* :func:`run_cli`: the body of ``main``: parse the options, apply ``--threads``, run the command,
+  turn its ``InputError`` or ``OSError`` into one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -23,40 +25,16 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from dbm.cli import CLIError, OneLineParser, report
+from dbm.cli import CLIError, OneLineParser, add_common_options, apply_threads, positive_int, report
 
-__all__ = ["CLIError", "OUT_HINT", "OneLineParser", "os_error_message", "positive_int", "refuse_existing", "report",
-           "run_cli", "write_new_files"]
+__all__ = ["CLIError", "OUT_HINT", "OneLineParser", "RESULTS_OUT", "add_common_options", "apply_threads", "os_error_message",
+           "positive_int", "refuse_existing", "report", "run_cli", "write_new_files"]
 
+#: ``--out`` of the commands that write result tables and figures (the runner, ``speed``, ``fig2``):
+#: the folder ``blur_results`` of the current folder unless given (:func:`add_common_options`' ``out``).
+RESULTS_OUT = {"default": Path("blur_results"), "help": "output folder (default: ./blur_results)"}
 #: What to do about an ``OSError`` of a command that writes into ``--out`` (``{out}``: the folder).
 OUT_HINT = "check that --out {out} is writable and has free space"
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1.
-
-    Parameters
-    ----------
-    text : str
-        The option's value as typed.
-
-    Returns
-    -------
-    int
-        The number.
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        For anything else (argparse turns it into its error, which :class:`OneLineParser` makes one line).
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
 
 
 def os_error_message(exc: OSError, hint: str = "", *, path: str | Path | None = None) -> str:
@@ -153,7 +131,7 @@ def write_new_files(files: Mapping[str | Path, bytes], *, overwrite: bool) -> li
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, command: Callable[[argparse.Namespace], Any],
             *, errors: tuple[type[Exception], ...] = (), hint: str = OUT_HINT,
             then: Callable[[argparse.Namespace, Any], int] | None = None) -> int:
-    """Parse ``argv``, run ``command``, and return the exit status, every problem one line on stderr.
+    """Parse ``argv``, apply ``--threads``, run ``command``; return the exit status, every problem one line on stderr.
 
     Parameters
     ----------
@@ -185,6 +163,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, command
     except CLIError as exc:
         report(exc)
         return 2
+    apply_threads(getattr(args, "threads", None))
     try:
         result = command(args)
     except (InputError, *errors) as exc:

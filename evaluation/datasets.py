@@ -1,7 +1,8 @@
 """External maps for the runner (``--maps NAME=DIR[:sharp]``); datasets come from :mod:`baselines.datasets`.
 
-The CUHK-layout reader (:class:`Dataset`, splits, masks) lives in :mod:`baselines.datasets` so
-that DBM training can use it too; it is re-exported here for the runner.
+The dataset reader (:class:`Dataset`: the table of known datasets :data:`DATASETS`, their layouts
+and mask polarity, the polarity guard, splits, masks) lives in :mod:`baselines.datasets` so that
+DBM training can use it too; it is re-exported here for the runner.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from baselines.datasets import (
+    DATASETS,
     IMAGE_EXTENSIONS,
+    MANIFEST_NAME,
+    POLARITIES,
     Dataset,
     DatasetError,
     Sample,
@@ -26,7 +30,10 @@ from baselines.datasets import (
 from baselines.interface import InputError, check_pixels, read_raw
 
 __all__ = [
+    "DATASETS",
     "IMAGE_EXTENSIONS",
+    "MANIFEST_NAME",
+    "POLARITIES",
     "MAP_EXTENSIONS",
     "Dataset",
     "DatasetError",

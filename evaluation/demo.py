@@ -19,12 +19,12 @@ defocus, where the blur radius is at least 1.5 px). The photos themselves contai
 natural out-of-focus areas (chelsea's and coffee's backgrounds), which the masks call sharp: this is
 a smoke-test benchmark, labelled "synthetic demo" in every output, not a substitute for CUHK.
 
-Write it somewhere with ``python -m evaluation.demo --to DIR``.
+Write it somewhere with ``python -m evaluation.demo --out DIR`` (``--to`` is the older spelling,
+still accepted); errors are one line (``error: ...``), exit status 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEMO_VERSION", "ensure_demo", "make_demo"]
+__all__ = ["DEMO_VERSION", "build_parser", "ensure_demo", "main", "make_demo"]
 
 DEMO_VERSION = "2"
 
@@ -141,13 +141,31 @@ def ensure_demo(root: str | Path) -> Path:
     return root if ok else make_demo(root)
 
 
+def build_parser():
+    """The command line of ``python -m evaluation.demo`` (one-line errors, :mod:`evaluation.cli`)."""
+    from .cli import OneLineParser, add_common_options
+
+    p = OneLineParser(prog="python -m evaluation.demo", description=__doc__.split("\n\n")[0])
+    add_common_options(p, out={"required": True, "help": "folder to write image/ and gt/ into (created)"},
+                       aliases={"--to": "--out"})
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--to", type=Path, required=True, help="folder to write image/ and gt/ into")
-    args = p.parse_args(argv)
-    make_demo(args.to)
-    print(f"wrote the synthetic demo benchmark to {args.to}")
-    return 0
+    """``python -m evaluation.demo``: write the demo benchmark; return the exit status.
+
+    Returns
+    -------
+    int
+        0 written; 2 nothing written (a bad option, an unwritable ``--out``): one line on stderr.
+    """
+    from .cli import run_cli
+
+    def show(args, root: Path) -> int:
+        print(f"wrote the synthetic demo benchmark to {root}")
+        return 0
+
+    return run_cli(build_parser(), argv, lambda args: make_demo(args.out), then=show)
 
 
 if __name__ == "__main__":

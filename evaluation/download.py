@@ -1,6 +1,6 @@
 """Download the CUHK blur detection benchmark from its authors' project page.
 
-``python -m evaluation.download cuhk --to DIR`` fetches the two official archives (photos and
+``python -m evaluation.download cuhk --out DIR`` fetches the two official archives (photos and
 ground-truth masks) of Shi, Xu & Jia, "Discriminative blur detection features" (CVPR 2014), from
 http://www.cse.cuhk.edu.hk/leojia/projects/dblurdetect/ and lays them out as ``DIR/image`` and
 ``DIR/gt``, the layout the runner reads.
@@ -23,7 +23,8 @@ http://www.cse.cuhk.edu.hk/leojia/projects/dblurdetect/ and lays them out as ``D
   (``evaluation/data/cuhk_gt.sha256``, 1000 masks); the photo count is checked too.
 
 Every problem is a :class:`DownloadError`, which ``main`` prints as one ``error:`` line ending
-with the dataset's page (exit 2); so is an ``OSError`` of the file system (an unwritable ``--to``).
+with the dataset's page (exit 2); so is an ``OSError`` of the file system (an unwritable ``--out``;
+``--to`` is its older spelling, still accepted).
 The suite never redistributes these files: the dataset is for research use as its authors
 distribute it.
 """
@@ -53,6 +54,7 @@ __all__ = [
     "ARCHIVES",
     "CorruptArchiveError",
     "DownloadError",
+    "build_parser",
     "download_cuhk",
     "fetch",
     "load_manifest",
@@ -651,6 +653,19 @@ def download_cuhk(
     return to
 
 
+def build_parser():
+    """The command line of ``python -m evaluation.download`` (one-line errors, :mod:`evaluation.cli`)."""
+    from .cli import OneLineParser, add_common_options
+
+    p = OneLineParser(prog="python -m evaluation.download", description=__doc__.split("\n\n")[0])
+    p.add_argument("dataset", choices=["cuhk"], help="which benchmark")
+    add_common_options(p, out={"required": True, "help": "destination folder (gets image/ and gt/)"}, quiet=True,
+                       aliases={"--to": "--out"})
+    p.add_argument("--base-url", default=BASE_URL, help=f"where the archives are (default: {BASE_URL})")
+    p.add_argument("--keep-archives", action="store_true", help="keep the zip files in OUT/.download")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m evaluation.download``: fetch, extract and verify; return the exit status.
 
@@ -660,26 +675,21 @@ def main(argv: list[str] | None = None) -> int:
         0 done; 2 a bad option or a problem (network, archive, disk, checksum), printed as one
         ``error:`` line that ends with the dataset's page; 130 interrupted (rerun to resume).
     """
-    from .cli import CLIError, OneLineParser, os_error_message, report
+    from .cli import CLIError, os_error_message, report
 
-    p = OneLineParser(prog="python -m evaluation.download", description=__doc__.split("\n\n")[0])
-    p.add_argument("dataset", choices=["cuhk"], help="which benchmark")
-    p.add_argument("--to", type=Path, required=True, help="destination folder (gets image/ and gt/)")
-    p.add_argument("--base-url", default=BASE_URL, help=f"where the archives are (default: {BASE_URL})")
-    p.add_argument("--keep-archives", action="store_true", help="keep the zip files in DIR/.download")
     try:
-        args = p.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except CLIError as exc:
         report(exc)
         return 2
     page = f"(the dataset's page: {PROJECT_PAGE})"
     try:
-        download_cuhk(args.to, base_url=args.base_url, keep_archives=args.keep_archives)
+        download_cuhk(args.out, base_url=args.base_url, keep_archives=args.keep_archives, progress=not args.quiet)
     except DownloadError as exc:
         report(f"{exc} {page}")
         return 2
-    except OSError as exc:  # an unwritable --to, a failed mkdir, an unreadable folder while verifying
-        report(os_error_message(exc, f"check that --to {args.to} is a folder you can write to, with free space, "
+    except OSError as exc:  # an unwritable --out, a failed mkdir, an unreadable folder while verifying
+        report(os_error_message(exc, f"check that --out {args.out} is a folder you can write to, with free space, "
                                      f"then rerun {page}"))
         return 2
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ from typing import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
-from baselines.interface import THREADS_ENV, Detector
+from baselines.interface import Detector
 from .cache import MapCache
 from .datasets import DatasetError, ExternalMaps, Sample
 from .metrics import MetricsAccumulator, Scores, quantize
@@ -69,7 +69,8 @@ _WORKER: dict[str, object] = {}
 @contextlib.contextmanager
 def _single_threaded_children():
     """Environment inherited by spawned workers: one thread each for BLAS, OpenMP and the methods."""
-    names = (THREADS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    from dbm.cli import THREAD_VARIABLES as names
+
     saved = {n: os.environ.get(n) for n in names}
     os.environ.update({n: "1" for n in names})
     try:

@@ -33,7 +33,7 @@ from .datasets import Dataset
 from .metrics import MetricsAccumulator
 from .registry import METHODS
 
-__all__ = ["curve_distance", "hifst_correlation", "main", "read_published_curve"]
+__all__ = ["build_parser", "curve_distance", "hifst_correlation", "main", "read_published_curve"]
 
 
 def read_published_curve(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -95,16 +95,16 @@ def hifst_correlation(files: dict[str, Path], published_dir: Path) -> dict:
             "below_0_999": int(np.sum(values < 0.999))}
 
 
-def _parser():
+def build_parser():
     """The command line of ``python -m evaluation.fidelity`` (one-line errors, :mod:`evaluation.cli`)."""
-    from .cli import OneLineParser
+    from .cli import OneLineParser, add_common_options
 
     p = OneLineParser(prog="python -m evaluation.fidelity", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="CUHK folder (gt/ masks)")
     p.add_argument("--maps", type=Path, nargs="+", required=True, help="folders holding METHOD/STEM.png maps")
     p.add_argument("--published", type=Path, required=True,
                    help="folder with published_pr_curves/ and published_maps/hifst/")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_common_options(p, out={"required": True, "help": "output folder (created)"})
     p.add_argument("--overwrite", action="store_true", help="replace fidelity.csv and fidelity.md if --out holds them")
     return p
 
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(md, end="")
         return 0
 
-    return run_cli(_parser(), argv, _compare, then=show)
+    return run_cli(build_parser(), argv, _compare, then=show)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from scipy import ndimage
 from baselines.interface import InputError, rgb_to_grey
 from .datasets import Dataset
 
-__all__ = ["patch_statistics", "missing_kinds", "figure", "png_bytes", "plot", "csv_bytes", "write_csv", "main"]
+__all__ = ["build_parser", "patch_statistics", "missing_kinds", "figure", "png_bytes", "plot", "csv_bytes", "write_csv",
+           "main"]
 
 KINDS = ("blurred", "structured sharp", "flat sharp")
 PATCH = 32
@@ -264,16 +265,16 @@ def write_csv(stats: dict, path: Path, *, overwrite: bool = False) -> None:
     atomic_write_bytes(path, csv_bytes(stats), overwrite=overwrite)
 
 
-def _parser():
+def build_parser():
     """The command line of ``python -m evaluation.fig2`` (one-line errors, :mod:`evaluation.cli`)."""
-    from .cli import OneLineParser, positive_int
+    from .cli import RESULTS_OUT, OneLineParser, add_common_options, positive_int
 
     p = OneLineParser(prog="python -m evaluation.fig2", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, help="benchmark in the CUHK layout (default: the synthetic demo)")
     p.add_argument("--split", default="all", help="all, odd, even or a list file (default: all)")
     p.add_argument("--allow-missing", action="store_true", help="use the images whose photos are present")
     p.add_argument("--limit", type=positive_int, default=100, help="at most this many images (the paper used 100)")
-    p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder")
+    add_common_options(p, out=RESULTS_OUT, quiet=True)
     p.add_argument("--overwrite", action="store_true", help="replace fig2.png and fig2.csv if --out holds them")
     return p
 
@@ -295,7 +296,8 @@ def _write_figure(args) -> tuple[dict, dict[str, Path]]:
     samples = ds.samples(args.split, allow_missing=args.allow_missing)[: args.limit]
     from tqdm.auto import tqdm
 
-    stats = patch_statistics(samples, progress=lambda it, **kw: tqdm(it, leave=False, file=sys.stderr, **kw))
+    stats = patch_statistics(samples, progress=lambda it, **kw: tqdm(it, leave=False, file=sys.stderr,
+                                                                      disable=args.quiet, **kw))
     prepare_out(args.out)
     title = f"Fig. 2 statistics, {label}, {len(samples)} image{'' if len(samples) == 1 else 's'}"
     write_new_files({targets["png"]: png_bytes(stats, title), targets["csv"]: csv_bytes(stats)},
@@ -324,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {targets['png']} and {targets['csv']}")
         return 0
 
-    return run_cli(_parser(), argv, _write_figure, then=show)
+    return run_cli(build_parser(), argv, _write_figure, then=show)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ import numpy as np
 
 from baselines.datasets import IMAGE_EXTENSIONS
 
-__all__ = ["MAX_SIZE", "MIN_SIZE", "OUTPUT_KINDS", "PHOTO_SUFFIXES", "collect_photos", "encode_image", "main",
+__all__ = ["MAX_SIZE", "MIN_SIZE", "OUTPUT_KINDS", "PHOTO_SUFFIXES", "build_parser", "collect_photos", "encode_image",
+           "main",
            "make_detector", "method_listing", "out_of_memory", "plan_output_names", "plan_outputs", "prepare_out",
            "read_and_detect", "write_checked"]
 
@@ -382,15 +383,33 @@ def _mask_option(text: str) -> float | str:
     return value
 
 
-def _parser(methods: list[str]) -> argparse.ArgumentParser:
-    from dbm.cli import OneLineParser
-    from dbm.detector import PRECISIONS
-    from dbm.device import DEVICE_HELP
+def build_parser(methods: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line of ``blur-map`` (``python -m evaluation.predict``).
 
+    Parameters
+    ----------
+    methods : sequence of str, optional
+        The choices of ``--method`` (default: every registered method, :data:`evaluation.registry.METHODS`).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A :class:`dbm.cli.OneLineParser`; the options every command shares come from
+        :func:`dbm.cli.add_common_options`.
+    """
+    from dbm.cli import OneLineParser, add_common_options
+    from dbm.detector import PRECISIONS
+
+    if methods is None:
+        from .registry import METHODS
+
+        methods = list(METHODS)
+    methods = list(methods)
     parser = OneLineParser(prog="blur-map", description="Blur maps (1 = blurred) with any registered method.",
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photos", nargs="*", help="photos, folders of photos and glob patterns")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (created); required")
+    add_common_options(parser, out={"default": None, "help": "output folder (created); required"}, quiet=True,
+                       threads=True, device="int8 always runs on the CPU")
     parser.add_argument("--recursive", action="store_true",
                         help="also take photos from sub-folders of the folders given (and let ** match folders)")
     parser.add_argument("--overwrite", action="store_true",
@@ -421,27 +440,29 @@ def _parser(methods: list[str]) -> argparse.ArgumentParser:
     dbm.add_argument("--precision", default=None, choices=list(PRECISIONS),
                      help="fp32 (default), bf16 autocast, or int8 (CPU; needs a weight file calibrated by "
                           "python -m dbm.quantize, as the shipped one is)")
-    dbm.add_argument("--device", default="auto", help=DEVICE_HELP + "; int8 always runs on the CPU")
-    dbm.add_argument("--threads", type=int, default=None, help="CPU threads of the forward pass "
-                     "(default: torch's); the classical methods follow $BLURMAP_THREADS")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
 def _network_settings(args: argparse.Namespace) -> dict:
-    """The DBM-only options that were given, checked against the chosen method's settings."""
+    """The DBM-only options that were given, checked against the chosen method's settings.
+
+    ``--threads`` applies to every method (:func:`dbm.cli.apply_threads`); a method with a
+    ``threads`` setting (the DBM networks) is also given it.
+    """
     import inspect
 
     from baselines.interface import InputError
 
     from .registry import load_class
 
-    given = {k: getattr(args, k) for k in ("size", "precision", "threads") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("size", "precision") if getattr(args, k) is not None}
     accepted = inspect.signature(load_class(args.method).__init__).parameters
     extra = sorted(k for k in given if k not in accepted)
     if extra:
-        raise InputError(f"--{extra[0]}: {args.method} has no such setting (--size, --precision and --threads "
-                         "apply to the DBM networks)")
+        raise InputError(f"--{extra[0]}: {args.method} has no such setting (--size and --precision apply to the DBM "
+                         "networks)")
+    if args.threads is not None and "threads" in accepted:
+        given["threads"] = args.threads
     return given
 
 
@@ -595,12 +616,10 @@ def read_and_detect(photo: Path, detect) -> tuple[np.ndarray, np.ndarray, float]
 
 def main(argv: list[str] | None = None) -> int:
     """``blur-map`` / ``python -m evaluation.predict``: write the maps; return the exit status (module docstring)."""
-    from dbm.cli import CLIError, report
-
-    from .registry import METHODS
+    from dbm.cli import CLIError, apply_threads, report
 
     try:
-        args = _parser(list(METHODS)).parse_args(argv)
+        args = build_parser().parse_args(argv)
     except CLIError as exc:
         report(exc)
         return 2
@@ -621,12 +640,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.size is not None and args.size != 0 and not MIN_SIZE <= args.size <= MAX_SIZE:
             raise InputError(f"--size {args.size}: use 0 (each photo at its own size) or {MIN_SIZE} to {MAX_SIZE} "
                              f"pixels; below {MIN_SIZE} the network sees a single 16-pixel cell and the map is constant")
-        if args.threads is not None and args.threads < 1:
-            raise InputError(f"--threads {args.threads}: must be at least 1")
         device = parse_device(args.device)
         if args.precision == "int8" and device not in ("auto", "cpu"):
             raise InputError(f"--device {args.device}: --precision int8 runs on the CPU only; use --device cpu")
         photos = collect_photos(args.photos, recursive=args.recursive, exclude=args.out)
+        apply_threads(args.threads)
         det = make_detector(args.method, device=device, weights=args.weights, set_items=args.set,
                             settings=_network_settings(args))
         prepare_out(args.out)

@@ -33,13 +33,12 @@ from typing import Sequence
 
 import numpy as np
 
-from baselines.datasets import canonical_split, training_split_of
+from baselines.datasets import DATASETS, MANIFEST_NAME, POLARITIES, canonical_split, training_split_of
 from baselines.interface import InputError
-from dbm.device import DEVICE_HELP
 from dbm.fileio import atomic_write_bytes
 
 from .cache import MapCache, file_digest, samples_digest
-from .cli import CLIError, OneLineParser, positive_int, report
+from .cli import RESULTS_OUT, CLIError, OneLineParser, add_common_options, apply_threads, positive_int, report
 from .datasets import Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
 from .engine import LazyPairs, MethodResult, evaluate_detector, evaluate_maps
 from .paper import TABLE_OF_SPLIT
@@ -52,6 +51,7 @@ DEMO_LABEL = "synthetic demo"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m evaluation.run`` (``blur-eval``); common options from :func:`add_common_options`."""
     p = OneLineParser(
         prog="python -m evaluation.run",
         description="Evaluate local blur detectors with the paper's metrics (ODS, OIS, AP, PR curve).",
@@ -59,12 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="methods: " + ", ".join(f"{n}{'' if s.in_all else ' (not in all)'}" for n, s in METHODS.items()),
     )
     p.add_argument("--methods", default="all", help="'all' or a comma-separated list (default: all)")
-    p.add_argument("--data", type=Path, help="benchmark folder in the CUHK layout (image/, gt/); "
-                   "default: the built-in synthetic demo benchmark")
-    p.add_argument("--split", default=None, help="all, odd (also D_o), even (also D_e) or a list file "
-                   "(default: even, the paper's test set D_e)")
+    p.add_argument("--data", type=Path, help="benchmark folder: CUHK (image/, gt/) or another dataset of the "
+                   "README's table; default: the built-in synthetic demo benchmark")
+    p.add_argument("--dataset", choices=list(DATASETS), default=None,
+                   help="read --data as this dataset (its layout and mask polarity; default: what the folder's "
+                   f"{MANIFEST_NAME} declares, else what its layout says: image/ + gt/ is cuhk)")
+    p.add_argument("--polarity", choices=["auto", *POLARITIES], default="auto",
+                   help="what a white pixel of --data's masks means: " + ", ".join(f"{k}: {v}" for k, v in
+                   POLARITIES.items()) + " (default auto: the dataset's)")
+    p.add_argument("--no-polarity-check", action="store_true",
+                   help="do not stop when the masks look inverted (their 'blurred' region sharper than the rest)")
+    p.add_argument("--split", default=None, help="all, odd (also D_o), even (also D_e), train, test (datasets "
+                   "in two folders) or a list file (default: the dataset's: even, the paper's D_e, for CUHK)")
     p.add_argument("--train-split", default=None, help="split learned methods train on "
-                   "(default: odd when testing even, even when testing odd)")
+                   "(default: odd when testing even, even when testing odd, train when testing test)")
     p.add_argument("--train-data", type=Path, help="dataset learned methods train on (default: --data)")
     p.add_argument("--maps", action="append", default=[], metavar="NAME=DIR[:sharp]",
                    help="evaluate precomputed maps in DIR as method NAME (repeatable)")
@@ -74,15 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE",
                    help="a setting of a selected method, e.g. --set hifst.stride=2 (repeatable; part of the cache "
                    "key; blur-map --list-methods shows every method's settings)")
-    p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder (default: ./blur_results)")
     p.add_argument("--cache", type=Path, default=None,
                    help="folder for cached maps, trained states and the demo data (default: OUT/cache)")
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/METHOD/STEM.png (255 = blurred)")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the images whose photos are present")
     p.add_argument("--workers", type=positive_int, default=1, help="processes computing maps in parallel (CPU methods)")
-    p.add_argument("--device", default="auto", help="DBM networks: " + DEVICE_HELP)
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images of the split")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_common_options(p, out=RESULTS_OUT, quiet=True, threads=True, device="the DBM networks run there")
     return p
 
 
@@ -175,11 +181,12 @@ def _prepare_trainable(detector, name: str, args, dataset: Dataset, dataset_labe
     samples = []
     if train_split is not None and _has_any_photo(train_ds, train_split):
         samples = train_ds.samples(train_split, need_images=True, allow_missing=True)
-        if train_ds.root.resolve() == dataset.root.resolve():
-            overlap = sorted(set(s.stem for s in samples) & set(dataset.stems(split)))
-            if overlap:
-                raise DatasetError(f"{name} would train on {len(overlap)} image(s) of the tested split "
-                                   f"({', '.join(overlap[:4])}...); choose a --train-split disjoint from --split")
+        # the same mask file is the same image (a stem may repeat in another folder of a dataset)
+        tested = {s.mask_path.resolve() for s in dataset.samples(split, need_images=False)}
+        overlap = sorted(s.stem for s in samples if s.mask_path.resolve() in tested)
+        if overlap:
+            raise DatasetError(f"{name} would train on {len(overlap)} image(s) of the tested split "
+                               f"({', '.join(overlap[:4])}...); choose a --train-split disjoint from --split")
     if samples:
         trained_on = f"{train_label} {split_text_of(train_split)} ({len(samples)} images)"
     else:
@@ -195,7 +202,27 @@ def tested_digests(samples) -> frozenset[str]:
 
 
 def _has_any_photo(ds: Dataset, split: str) -> bool:
-    return any(s in ds.images for s in ds.stems(split))
+    return ds.has_split(split) and any(s.image_path for s in ds.samples(split, need_images=False))
+
+
+def _check_polarity(ds: Dataset, args, notes: list[str], *, what: str = "--data") -> None:
+    """Stop if ``ds``'s masks look inverted (unless ``--no-polarity-check``); note how its masks were read.
+
+    The note is written when the dataset is not plain CUHK (another dataset, inverted masks, a
+    polarity override) or the check was skipped, so a report says how its ground truth was read.
+    """
+    fix = None
+    if what != "--data":  # --dataset/--polarity describe --data only
+        fix = (f"declare its polarity in {ds.root / MANIFEST_NAME} (e.g. {{\"polarity\": \"sharp\"}}) "
+               "or pass --no-polarity-check")
+    check = None if args.no_polarity_check else ds.check_polarity(fix=fix)
+    plain = ds.spec.name == "cuhk" and ds.polarity == "blur"
+    if plain and check is not None and check.ratios:
+        return
+    how = "not checked (--no-polarity-check)" if check is None else check.summary()
+    notes.append(f"{what} {ds.label}: read as {ds.spec.name} ({ds.spec.title}; chosen by {ds.declared_by}), masks "
+                 f"{POLARITIES[ds.polarity]}{', inverted to 1 = blurred' if ds.polarity == 'sharp' else ''}; {how}")
+    print(f"note: {notes[-1]}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> list[MethodResult]:
@@ -230,13 +257,19 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
         raise DatasetError(f"--weights given for {', '.join(unused)}, which --methods does not select")
 
     if args.data is None:
+        if args.dataset or args.polarity != "auto":
+            raise DatasetError("--dataset and --polarity describe the folder given by --data; add --data DIR")
         dataset = _demo_dataset(cache_root)
         label, is_cuhk = DEMO_LABEL, False
     else:
-        dataset = Dataset(args.data)
+        dataset = Dataset(args.data, dataset=args.dataset, polarity=args.polarity)
         label = dataset.label
-        is_cuhk = len(dataset.masks) == 1000 and all(s.startswith(("motion", "out_of_focus")) for s in dataset.masks)
-    split = canonical_split(args.split or "even")
+        is_cuhk = (dataset.spec.name == "cuhk" and len(dataset.masks) == 1000
+                   and all(s.startswith(("motion", "out_of_focus")) for s in dataset.masks))
+    _check_polarity(dataset, args, notes)
+    if args.train_data:
+        _check_polarity(Dataset(args.train_data), args, notes, what="--train-data")
+    split = canonical_split(args.split or dataset.default_split)
     split_label = split_text_of(split)
     paper_table = TABLE_OF_SPLIT.get(split) if is_cuhk else None
 
@@ -310,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(exc)
         return 2
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report's "How this was made"
+    apply_threads(args.threads)
     try:
         run(args)
     except (InputError, UnknownMethodError) as exc:

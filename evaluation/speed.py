@@ -6,7 +6,7 @@ As in the paper, photos of the benchmark (the synthetic demo without ``--data``)
 384 x 384 and each method maps each of them; the reported time is the median over repeats of the
 mean over images, after one warm-up call (which also trains learned methods on the demo's D_o and
 loads DBM's weights). Timing is wall-clock in this process, with the threads the method chooses
-(``$BLURMAP_THREADS`` caps them). Writes ``OUT/speed.csv`` and ``OUT/speed.md``, each atomically;
+(``--threads N`` or ``$BLURMAP_THREADS`` caps them). Writes ``OUT/speed.csv`` and ``OUT/speed.md``, each atomically;
 existing ones are replaced only with ``--overwrite``.
 
 For per-method statistics with pytest-benchmark, see ``benchmarks/`` (``tox -e bench``).
@@ -29,7 +29,7 @@ from .datasets import Dataset
 from .paper import TABLE_VI
 from .registry import METHODS, UnknownMethodError, resolve_methods
 
-__all__ = ["time_methods", "main"]
+__all__ = ["build_parser", "time_methods", "main"]
 
 SIDE = 384
 
@@ -91,17 +91,16 @@ def _markdown(rows: list[dict], n_images: int, repeats: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _parser():
+def build_parser():
     """The command line of ``python -m evaluation.speed`` (one-line errors, :mod:`evaluation.cli`)."""
-    from .cli import OneLineParser, positive_int
+    from .cli import RESULTS_OUT, OneLineParser, add_common_options, positive_int
 
     p = OneLineParser(prog="python -m evaluation.speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--methods", default="all", help="'all' or a comma-separated list")
     p.add_argument("--data", type=Path, help="benchmark folder (default: the synthetic demo)")
     p.add_argument("--images", type=positive_int, default=10, help="number of photos (the paper used 10)")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed passes over the photos (median reported)")
-    p.add_argument("--device", default="auto", help="device for torch methods: auto, cpu, cuda or cuda:N")
-    p.add_argument("--out", type=Path, default=Path("blur_results"), help="output folder")
+    add_common_options(p, out=RESULTS_OUT, quiet=True, threads=True, device="the torch methods (DBM) run there")
     p.add_argument("--cache", type=Path, default=None, help="demo data and trained states (default: OUT/cache)")
     p.add_argument("--overwrite", action="store_true", help="replace speed.csv and speed.md if --out holds them")
     return p
@@ -134,7 +133,7 @@ def _time_and_write(args) -> str:
     from tqdm.auto import tqdm
 
     rows = time_methods(methods, photos, args.repeats, args.device, cache,
-                        progress=lambda it, **kw: tqdm(it, file=sys.stderr, leave=False, **kw))
+                        progress=lambda it, **kw: tqdm(it, file=sys.stderr, leave=False, disable=args.quiet, **kw))
     md = _markdown(rows, len(photos), args.repeats)
     prepare_out(args.out)
     write_new_files({targets["csv"]: _csv_bytes(rows), targets["md"]: md.encode()}, overwrite=args.overwrite)
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
 
-    return run_cli(_parser(), argv, _time_and_write, errors=(UnknownMethodError,), then=show)
+    return run_cli(build_parser(), argv, _time_and_write, errors=(UnknownMethodError,), then=show)
 
 
 if __name__ == "__main__":

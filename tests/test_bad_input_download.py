@@ -36,7 +36,7 @@ def _damage(kind: str, good: bytes) -> bytes:
 
 def _cli(root: Path, url: str, capsys) -> tuple[int, str, list[str]]:
     """Run ``main`` on ``root``; return the exit code, stderr and its ``error:`` lines."""
-    code = dl.main(["cuhk", "--to", str(root), "--base-url", url])
+    code = dl.main(["cuhk", "--out", str(root), "--base-url", url])
     err = capsys.readouterr().err
     return code, err, [line for line in err.splitlines() if line.startswith("error:")]
 

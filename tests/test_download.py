@@ -193,21 +193,21 @@ def test_shipped_manifest_matches_shared_masks(cuhk_dir):
 
 def test_cli_reports_error_in_one_line(server, tmp_path, capsys):
     url = f"http://127.0.0.1:{server.server_address[1]}/missing/"
-    assert dl.main(["cuhk", "--to", str(tmp_path / "x"), "--base-url", url]) == 2
+    assert dl.main(["cuhk", "--to", str(tmp_path / "x"), "--base-url", url]) == 2  # --to: the old spelling of --out
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "HTTP 404" in err[0] and dl.PROJECT_PAGE in err[0]
 
 
 def test_cli_reports_os_errors_in_one_line(tmp_path, capsys):
-    """An unwritable --to (here: under a file, so no folder can be made) is one line, not a traceback."""
+    """An unwritable --out (here: under a file, so no folder can be made) is one line, not a traceback."""
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert dl.main(["cuhk", "--to", str(blocker / "cuhk"), "--base-url", "http://127.0.0.1:9/"]) == 2
+    assert dl.main(["cuhk", "--out", str(blocker / "cuhk"), "--base-url", "http://127.0.0.1:9/"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "--to" in err[0] and dl.PROJECT_PAGE in err[0]
+    assert len(err) == 1 and err[0].startswith("error: ") and "--out" in err[0] and dl.PROJECT_PAGE in err[0]
     assert dl.main(["cuhk"]) == 2  # argparse's errors are one line too
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "--to" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: ") and "--out" in err[0]
 
 
 def test_a_file_created_during_extraction_is_never_replaced(tmp_path, monkeypatch):
