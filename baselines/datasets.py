@@ -58,7 +58,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .interface import InputError, read_image, read_raw
+from .interface import InputError, decode_image, read_image, read_raw
 
 __all__ = [
     "DATASETS",
@@ -306,11 +306,15 @@ class Sample:
         mask = load_mask(self.mask_path)
         return ~mask if self.invert else mask
 
-    def image(self, mask_shape: Sequence[int] | None = None) -> np.ndarray:
-        """The photo as float32 RGB; checked against ``mask_shape`` when given."""
+    def image(self, mask_shape: Sequence[int] | None = None, data: bytes | None = None) -> np.ndarray:
+        """The photo as float32 RGB; checked against ``mask_shape`` when given.
+
+        ``data``, when given, is the photo file's bytes, read already (by a process on another
+        machine, which sent them): they are decoded instead of the file, with the same checks.
+        """
         if self.image_path is None:
             raise DatasetError(f"{self.stem}: photo missing (no photo of that name beside {self.mask_path})")
-        rgb = read_image(self.image_path)
+        rgb = read_image(self.image_path) if data is None else decode_image(data, name=str(self.image_path))
         if mask_shape is not None:
             self.check_size(rgb.shape, mask_shape, self.image_path, "photo")
         return rgb

@@ -19,7 +19,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import IO, Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ __all__ = [
     "MIN_SIDE",
     "as_rgb_float",
     "check_pixels",
+    "decode_image",
     "finish_map",
     "image_size",
     "mat2gray",
@@ -263,8 +264,9 @@ def read_image(path: str | Path, *, name: str | None = None) -> np.ndarray:
     return as_rgb_float(raw, name=label)
 
 
-def image_size(path: str | Path, *, name: str | None = None) -> tuple[int, int] | None:
-    """``(width, height)`` of an image file read from its header, without decoding the pixels.
+def image_size(path: str | Path | IO[bytes], *, name: str | None = None) -> tuple[int, int] | None:
+    """``(width, height)`` of an image file (a path or an open binary file) read from its header, without
+    decoding the pixels.
 
     None when Pillow cannot parse the header (OpenCV may still decode such a file; the size is
     then checked after decoding). Used to refuse oversized images (decompression bombs) before
@@ -359,6 +361,39 @@ def read_raw(path: str | Path, *, name: str | None = None) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"{label}: cannot read file ({exc.strerror or exc})") from exc
+    return _decode_raw(data, label)
+
+
+def decode_image(data: bytes, *, name: str) -> np.ndarray:
+    """:func:`read_image` of a file's bytes already in memory (sent by a process on another machine).
+
+    Parameters
+    ----------
+    data : bytes
+        The whole image file.
+    name : str
+        The file's name (its path where it was read), for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``H x W x 3`` float32 RGB in ``[0, 1]``, exactly as :func:`read_image` of the file gives.
+
+    Raises
+    ------
+    InputError
+        The same one-line errors as :func:`read_image`: oversized, unreadable or damaged data.
+    """
+    import io
+
+    size = image_size(io.BytesIO(data), name=name)
+    if size is not None:
+        check_pixels(*size, name=name)
+    return as_rgb_float(_decode_raw(np.frombuffer(data, dtype=np.uint8), name), name=name)
+
+
+def _decode_raw(data: np.ndarray, label: str) -> np.ndarray:
+    """The decoding half of :func:`read_raw`: ``data`` holds the file's bytes, its header already checked."""
     img, damage = _decode_reporting_jpeg_damage(data) if data.size else (None, "")
     if img is None:
         raise InputError(f"{label}: not a readable image (corrupt or unsupported format)")

@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from baselines._checks import check_choice, check_int
-from baselines.interface import MIN_SIDE, Detector
+from baselines.interface import Detector
 
-__all__ = ["DBM", "DBMInt8", "DBMSynthetic", "DBMVariant", "PRECISIONS", "SHIPPED_WEIGHTS", "SHIPPED_WEIGHTS_DE",
+__all__ = ["DBM", "DBMInt8", "DBMSynthetic", "DBMVariant", "MAX_SIZE", "MIN_SIZE", "PRECISIONS", "SHIPPED_WEIGHTS", "SHIPPED_WEIGHTS_DE",
            "SYNTHETIC_WEIGHTS"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -46,6 +46,14 @@ SYNTHETIC_WEIGHTS = WEIGHTS_DIR / "dbm_synthetic.pt"
 #: Arithmetic of the forward pass (``precision`` setting).
 PRECISIONS = ("fp32", "bf16", "int8")
 _LOCK = threading.Lock()
+
+
+#: Smallest network input side (other than 0, the photo's own size): two cells of Configuration V's
+#: 16-pixel stride; below it the network sees a single cell and the map is constant. The one place
+#: the input-size limits are written (``blur-map --size``, ``dbm.train --size``, the detector).
+MIN_SIZE = 32
+#: Largest network input side: a 4096 x 4096 input already needs about 4 GB for the first VGG16 stage.
+MAX_SIZE = 4096
 
 
 @lru_cache(maxsize=8)
@@ -88,7 +96,7 @@ def _network(path: Path):
 def _check_settings(name: str, *, size=None, precision="fp32", threads=None) -> None:
     """Raise :class:`~baselines.interface.InputError` for a DBM setting out of range (before torch is imported)."""
     if size is not None and not (size == 0 and not isinstance(size, (bool, np.bool_))):
-        check_int(name, "size", size, minimum=MIN_SIDE)  # 0 (keep the photo's size) is also allowed
+        check_int(name, "size", size, minimum=MIN_SIZE, maximum=MAX_SIZE)  # 0 (keep the photo's size) too
     check_choice(name, "precision", precision, PRECISIONS)
     check_int(name, "threads", threads, minimum=1, allow_none=True)
 

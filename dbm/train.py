@@ -145,8 +145,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, low in (("batch_size", 1), ("iterations", 1), ("save_every", 1), ("val_every", 1)):
         if getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least {low}")
-    if args.size != 0 and not 32 <= args.size <= 4096:
-        p.error(f"--size {args.size}: use 0 (keep the image sizes) or 32 to 4096 pixels")
+    from .detector import MAX_SIZE, MIN_SIZE
+
+    if args.size != 0 and not MIN_SIZE <= args.size <= MAX_SIZE:
+        p.error(f"--size {args.size}: use 0 (keep the image sizes) or {MIN_SIZE} to {MAX_SIZE} pixels")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         p.error(f"--lr {args.lr}: must be a positive number")
     return args

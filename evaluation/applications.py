@@ -323,10 +323,9 @@ def degree_strip(photos: Sequence[np.ndarray], labels: Sequence[str], degrees: S
     bytes
         The PNG file's content.
     """
-    import matplotlib
+    from .plotting import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ranked = rank_by_degree(list(range(len(photos))), degrees)  # type: ignore[arg-type]
     cols = max(1, min(per_row, len(photos)))
@@ -356,10 +355,7 @@ def degree_strip(photos: Sequence[np.ndarray], labels: Sequence[str], degrees: S
             last.text(0.5, -0.03, labels[i], transform=last.transAxes, ha="center", va="top", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=12, y=1 - 0.12 / fig_h, va="top")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 # 3. Blur magnification (Fig. 12) -----------------------------------------------------------------------------------
@@ -644,10 +640,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def _panel_figure(panels: list[tuple[np.ndarray, str, bool]], title: str, panel_width: float) -> bytes:
     """PNG of one row of image panels (array, caption, grey?) with captions of 11 pt."""
-    import matplotlib
+    from .plotting import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     h, w = panels[0][0].shape[:2]
     fig, axes = plt.subplots(1, len(panels), figsize=(panel_width * len(panels), panel_width * h / w + 0.9),
@@ -658,10 +653,7 @@ def _panel_figure(panels: list[tuple[np.ndarray, str, bool]], title: str, panel_
         ax.axis("off")
     fig.suptitle(title, fontsize=12)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def make_figures(args: argparse.Namespace) -> int:

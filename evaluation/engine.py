@@ -9,21 +9,26 @@ memory (:class:`MethodResult`), including the maps of the images the report show
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import multiprocessing
 import os
+import pickle
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
-from baselines.interface import Detector
+from baselines.interface import Detector, InputError
 from .cache import MapCache
 from .datasets import DatasetError, ExternalMaps, Sample
 from .metrics import MetricsAccumulator, Scores, quantize
 
-__all__ = ["LazyPairs", "MethodResult", "evaluate_detector", "evaluate_maps"]
+__all__ = ["Backend", "InProcess", "LazyPairs", "MethodResult", "ProcessPool", "ShippedDetector", "compute_map",
+           "evaluate_detector", "evaluate_maps"]
 
 
 @dataclass
@@ -62,8 +67,197 @@ class LazyPairs(Sequence):
         return sample.image(mask.shape), mask
 
 
-# Worker-side state: one detector per process, built once by the pool initializer.
-_WORKER: dict[str, object] = {}
+# --- Where maps are computed ---------------------------------------------------------------------------------
+#
+# Every map is computed by one task function, :func:`compute_map`, submitted through one loop
+# (:func:`_computed`) to a concurrent.futures executor chosen by the runner: this process
+# (:class:`InProcess`), N local processes (:class:`ProcessPool`, ``--workers N``) or a Dask cluster
+# (:class:`evaluation.cluster.DaskCluster`, ``--scheduler``). The client keeps the cache: it writes
+# each map the moment its result arrives, and scores the maps from the cache afterwards.
+
+#: Detectors unpickled in this (worker) process, by the digest of their pickle (the latest only).
+_WORKER: dict[str, Detector] = {}
+
+
+class ShippedDetector:
+    """A detector pickled once by the client, unpickled once per worker process and kept there.
+
+    It travels with every task (a few kilobytes: a trained Liu08 is under 3 kB), so a worker that
+    joins late or was restarted after a crash needs nothing else; the process keeps the unpickled
+    detector, so its per-instance caches survive from one photo to the next.
+
+    Parameters
+    ----------
+    detector : Detector
+        A ready detector (trained already, if it learns); its class must be importable where it runs.
+    """
+
+    def __init__(self, detector: Detector) -> None:
+        self.blob = pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL)
+        self.key = hashlib.sha256(self.blob).hexdigest()
+
+    def get(self) -> Detector:
+        """The detector, unpickled on the first call in this process."""
+        detector = _WORKER.get(self.key)
+        if detector is None:
+            _set_worker_threads()
+            detector = pickle.loads(self.blob)
+            _WORKER.clear()
+            _WORKER[self.key] = detector
+        return detector
+
+
+def _set_worker_threads() -> None:
+    """In a worker process: the methods' thread budget follows the process's ``OMP_NUM_THREADS``.
+
+    The runner's own workers get 1 (:func:`_single_threaded_children`), and Dask's nannies set
+    ``OMP_NUM_THREADS=1`` by default (``distributed.nanny.pre-spawn-environ``), so N single-threaded
+    workers on N cores never run N x cores threads; a worker started with another value uses that.
+    """
+    from baselines.interface import THREADS_ENV, thread_budget
+
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp:
+        os.environ.setdefault(THREADS_ENV, omp)
+    try:
+        import cv2
+
+        cv2.setNumThreads(thread_budget())
+    except ImportError:  # pragma: no cover - OpenCV is a dependency
+        pass
+
+
+def compute_map(detector: Detector | ShippedDetector, sample: Sample, mask_shape: tuple[int, int],
+                data: bytes | None = None) -> tuple[str, np.ndarray, float]:
+    """The one task: the 8-bit map of one photo and its compute time, wherever it runs.
+
+    Parameters
+    ----------
+    detector : Detector or ShippedDetector
+        The detector (a :class:`ShippedDetector` when the task runs in another process).
+    sample : Sample
+        The image; its photo is read from ``sample.image_path`` unless ``data`` is given.
+    mask_shape : tuple of int
+        The mask's height and width, which the photo must have.
+    data : bytes, optional
+        The photo file's bytes, sent by the client to a worker that may not see its file system.
+
+    Returns
+    -------
+    tuple
+        ``(stem, levels, seconds)``: the map quantised to uint8 levels (255 = blurred) and the
+        seconds of the detector call (reading and decoding excluded).
+    """
+    if isinstance(detector, ShippedDetector):
+        detector = detector.get()
+    rgb = sample.image(mask_shape, data)
+    start = time.perf_counter()
+    score = detector(rgb)
+    seconds = time.perf_counter() - start
+    return sample.stem, quantize(score), seconds
+
+
+class Backend:
+    """Where :func:`compute_map` runs: a concurrent.futures executor and how work travels to it.
+
+    Subclasses set :attr:`slots` (tasks that run at once), :attr:`sends_photos` (photos travel as
+    bytes, for workers that do not share the client's file system) and implement
+    :meth:`_start`. Use as a context manager; the executor is started on first use, so a run whose
+    maps are all cached starts nothing.
+    """
+
+    #: tasks that run at once (the loop keeps twice as many submitted)
+    slots: int = 1
+    #: whether the client sends each photo's bytes with its task
+    sends_photos: bool = False
+
+    def __init__(self) -> None:
+        self._executor: Executor | None = None
+
+    def executor(self) -> Executor:
+        """The executor, started on the first call."""
+        if self._executor is None:
+            self._executor = self._start()
+        return self._executor
+
+    def _start(self) -> Executor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def window(self) -> int:
+        """Tasks kept submitted at once: enough to keep every slot busy, few photos held in memory."""
+        return 2 * max(1, self.slots)
+
+    def ship(self, detector: Detector) -> Detector | ShippedDetector:
+        """What :func:`compute_map` receives as its detector."""
+        return ShippedDetector(detector)
+
+    def failure(self, exc: BaseException) -> BaseException:
+        """The error to raise for a task that failed with ``exc`` (one line for this backend's own failures)."""
+        return exc
+
+    def close(self) -> None:
+        """Stop the executor (and what it started)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _InlineExecutor(Executor):
+    """A concurrent.futures executor that runs each task in this process when it is submitted."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # an interruption (KeyboardInterrupt) is not a task's result: it propagates
+            future.set_exception(exc)
+        return future
+
+
+class InProcess(Backend):
+    """Maps computed in this process, one at a time (the default; also for the torch methods)."""
+
+    @property
+    def window(self) -> int:
+        return 1  # each map is cached before the next is computed
+
+    def _start(self) -> Executor:
+        return _InlineExecutor()
+
+    def ship(self, detector: Detector) -> Detector:
+        return detector
+
+
+class ProcessPool(Backend):
+    """``workers`` spawned processes of this machine, one thread each (``--workers N``).
+
+    Parameters
+    ----------
+    workers : int
+        Number of processes.
+    """
+
+    def __init__(self, workers: int) -> None:
+        super().__init__()
+        self.slots = workers
+
+    def _start(self) -> Executor:
+        # spawn, not fork: forking a process that runs threads (OpenCV, BLAS, torch) can deadlock.
+        with _single_threaded_children():
+            return ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"))
+
+    def failure(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, BrokenProcessPool):
+            return OSError("a worker process died (out of memory?); the maps computed so far are cached: "
+                           "run the same command again to resume, with fewer --workers")
+        return exc
 
 
 @contextlib.contextmanager
@@ -83,29 +277,51 @@ def _single_threaded_children():
                 os.environ[n] = v
 
 
-def _init_worker(detector: Detector) -> None:
-    _WORKER["detector"] = detector
-    try:  # avoid oversubscription: each worker process uses one thread for BLAS/OpenCV
-        import cv2
-
-        cv2.setNumThreads(1)
-    except Exception:  # pragma: no cover
-        pass
+def _photo_bytes(sample: Sample) -> bytes:
+    try:
+        return Path(sample.image_path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{sample.image_path}: cannot read file ({exc.strerror or exc})") from None
 
 
-def _compute_one(detector: Detector, sample: Sample, mask_shape: tuple[int, int], cache: MapCache) -> float:
-    rgb = sample.image(mask_shape)
-    start = time.perf_counter()
-    score = detector(rgb)
-    seconds = time.perf_counter() - start
-    cache.store(sample, quantize(score), seconds)
-    return seconds
+def _computed(detector: Detector, todo: Sequence[Sample], masks: dict[str, np.ndarray],
+              backend: Backend) -> Iterator[tuple[Sample, np.ndarray, float]]:
+    """Submit :func:`compute_map` for every sample of ``todo``; yield ``(sample, levels, seconds)`` as each ends.
 
-
-def _worker_task(args: tuple[Sample, tuple[int, int], MapCache]) -> str:
-    sample, mask_shape, cache = args
-    _compute_one(_WORKER["detector"], sample, mask_shape, cache)  # type: ignore[arg-type]
-    return sample.stem
+    At most :attr:`Backend.window` tasks are submitted at once (so a cluster's photos are never all
+    in memory); each sample has exactly one future, so each result arrives once. A failed task
+    stops the loop with its error (:meth:`Backend.failure`) and cancels the others.
+    """
+    pool = backend.executor()
+    shipped = backend.ship(detector)
+    queue = iter(todo)
+    pending: dict[Future, Sample] = {}
+    try:
+        while True:
+            while len(pending) < backend.window:
+                s = next(queue, None)
+                if s is None:
+                    break
+                data = _photo_bytes(s) if backend.sends_photos else None
+                pending[pool.submit(compute_map, shipped, s, masks[s.stem].shape, data)] = s
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                s = pending.pop(future)
+                try:
+                    stem, levels, seconds = future.result()
+                except Exception as exc:
+                    error = backend.failure(exc)
+                    if error is exc:
+                        raise
+                    raise error from None
+                if stem != s.stem:  # pragma: no cover - a task answering for another photo
+                    raise RuntimeError(f"the task for {s.stem} returned the map of {stem}")
+                yield s, levels, seconds
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def evaluate_detector(
@@ -114,7 +330,7 @@ def evaluate_detector(
     samples: Sequence[Sample],
     cache: MapCache,
     *,
-    workers: int = 1,
+    backend: Backend | None = None,
     progress: Callable[..., Iterator] | None = None,
     keep: Collection[str] = (),
 ) -> MethodResult:
@@ -130,8 +346,9 @@ def evaluate_detector(
         Images to evaluate; each must have a photo.
     cache : MapCache
         The cache of this method, settings and training state.
-    workers : int
-        Processes computing maps in parallel (1 = in this process).
+    backend : Backend, optional
+        Where the maps are computed (default: :class:`InProcess`); its results are cached here,
+        in this process, as each arrives.
     progress : callable, optional
         ``tqdm``-like wrapper for progress display.
     keep : collection of str
@@ -142,18 +359,9 @@ def evaluate_detector(
     wrap = progress or (lambda it, **kw: it)
     if todo:
         desc = f"{name} ({len(samples) - len(todo)} cached)" if len(todo) < len(samples) else name
-        if workers > 1 and len(todo) > 1:
-            tasks = [(s, masks[s.stem].shape, cache) for s in todo]
-            # spawn, not fork: forking a process that runs threads (OpenCV, BLAS, torch) can deadlock.
-            ctx = multiprocessing.get_context("spawn")
-            with _single_threaded_children(), ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(detector,)
-            ) as pool:
-                for _ in wrap(pool.map(_worker_task, tasks), total=len(tasks), desc=desc, unit="img"):
-                    pass
-        else:
-            for s in wrap(todo, total=len(todo), desc=desc, unit="img"):
-                _compute_one(detector, s, masks[s.stem].shape, cache)
+        results = _computed(detector, todo, masks, backend or InProcess())
+        for s, levels, seconds in wrap(results, total=len(todo), desc=desc, unit="img"):
+            cache.store(s, levels, seconds)
 
     acc = MetricsAccumulator()
     times = cache.seconds()
@@ -163,7 +371,8 @@ def evaluate_detector(
         shape = masks[s.stem].shape
         levels = cache.load(s, shape)
         if levels is None:  # damaged since it was written: compute it again
-            _compute_one(detector, s, shape, cache)
+            _, fresh, t = compute_map(detector, s, shape)
+            cache.store(s, fresh, t)
             levels, times = cache.load(s, shape), cache.seconds()
             if levels is None:
                 raise OSError(f"{cache.path(s)}: the map just written cannot be read back; check the disk")

@@ -143,17 +143,9 @@ def missing_kinds(stats: dict) -> dict[str, list[str]]:
 
 def png_bytes(stats: dict, title: str) -> bytes:
     """The two panels as a PNG file's content (about 1200 x 520 px); see :func:`figure`."""
-    import io
+    from .plotting import png_bytes
 
-    import matplotlib.pyplot as plt
-
-    fig = figure(stats, title)
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(figure(stats, title))
 
 
 def plot(stats: dict, path: Path, title: str, *, overwrite: bool = False) -> None:
@@ -177,15 +169,13 @@ def plot(stats: dict, path: Path, title: str, *, overwrite: bool = False) -> Non
 
 def figure(stats: dict, title: str):
     """The figure of :func:`plot`: a kind without a sample is named under the panel that lacks it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, LogLocator, MultipleLocator, NullFormatter, NullLocator
 
+    from .plotting import RC, pyplot
+
+    plt = pyplot()
     missing = missing_kinds(stats)
-    with plt.rc_context({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
-                         "xtick.labelsize": 10, "ytick.labelsize": 10}):
+    with plt.rc_context(RC):
         fig, (a, b) = plt.subplots(1, 2, figsize=(12, 5.2), dpi=100)
         centres = 0.5 * (stats["grad_edges"][1:] + stats["grad_edges"][:-1])
         reach = 0.05

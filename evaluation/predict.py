@@ -16,8 +16,8 @@ folder) and glob patterns (``'shots/*.jpg'``; ``**`` with
 
 Outputs, per photo (:data:`OUTPUT_KINDS`; the blur map is float in [0, 1], 1 = blurred):
 
-* ``<name>.png``: the map as 8-bit grey, 255 = blurred, same size as the photo (the default, and
-  with ``--png`` alongside the others);
+* ``<name>.png``: the map as 8-bit grey, 255 = blurred, same size as the photo (always, beside
+  the others, unless ``--no-png``);
 * ``<name>.npy``: the float32 map (``--npy``);
 * ``<name>_mask.png``: a binary mask, 255 = blurred (``--mask T``: map >= T; ``--mask otsu``:
   Otsu's threshold of the map, :func:`evaluation.applications.threshold_map`);
@@ -57,7 +57,7 @@ import numpy as np
 
 from baselines.datasets import IMAGE_EXTENSIONS
 
-__all__ = ["MAX_SIZE", "MIN_SIZE", "OUTPUT_KINDS", "PHOTO_SUFFIXES", "build_parser", "collect_photos", "encode_image",
+__all__ = ["OUTPUT_KINDS", "PHOTO_SUFFIXES", "build_parser", "collect_photos", "encode_image",
            "main",
            "make_detector", "method_listing", "out_of_memory", "plan_output_names", "plan_outputs", "prepare_out",
            "read_and_detect", "write_checked"]
@@ -65,11 +65,6 @@ __all__ = ["MAX_SIZE", "MIN_SIZE", "OUTPUT_KINDS", "PHOTO_SUFFIXES", "build_pars
 #: The photo types taken from folders and patterns: the suite's one list,
 #: :data:`baselines.datasets.IMAGE_EXTENSIONS` (any letter case).
 PHOTO_SUFFIXES = IMAGE_EXTENSIONS
-#: Smallest ``--size`` (other than 0): two cells of Configuration V's 16-pixel stride; below it the
-#: network sees a single cell and the map is constant.
-MIN_SIZE = 32
-#: Largest ``--size``: a 4096 x 4096 input already needs about 4 GB for the first VGG16 stage.
-MAX_SIZE = 4096
 #: What ``blur-map`` can write per photo: kind -> file name ending (``overlay`` also as ``_overlay.png``).
 OUTPUT_KINDS = {"png": ".png", "npy": ".npy", "mask": "_mask.png", "overlay": "_overlay.jpg"}
 _GLOB_CHARS = frozenset("*?[")
@@ -398,7 +393,7 @@ def build_parser(methods: Sequence[str] | None = None) -> argparse.ArgumentParse
         :func:`dbm.cli.add_common_options`.
     """
     from dbm.cli import OneLineParser, add_common_options
-    from dbm.detector import PRECISIONS
+    from dbm.detector import MAX_SIZE, MIN_SIZE, PRECISIONS
 
     if methods is None:
         from .registry import METHODS
@@ -423,9 +418,10 @@ def build_parser(methods: Sequence[str] | None = None) -> argparse.ArgumentParse
                         help="a setting of --method, e.g. --set hifst.stride=2 (repeatable; --list-methods shows them)")
     parser.add_argument("--weights", default=None, help="DBM: weight file from python -m dbm.train; "
                         "liu08/shi14: a state (model.npz) the runner saved when it trained them")
-    kinds = parser.add_argument_group("outputs (default: the 8-bit PNG map alone)")
-    kinds.add_argument("--png", action="store_true", help="write <name>.png, the map as 8-bit grey (255 = blurred), "
-                       "also when other outputs are asked for")
+    kinds = parser.add_argument_group("outputs (the 8-bit PNG map, plus any of these)")
+    kinds.add_argument("--png", action="store_true", help="write <name>.png (the default; kept for old scripts)")
+    kinds.add_argument("--no-png", action="store_true",
+                       help="do not write <name>.png, the map as 8-bit grey (255 = blurred), written by default")
     kinds.add_argument("--npy", action="store_true", help="write <name>.npy, the float32 map in [0, 1]")
     kinds.add_argument("--mask", type=_mask_option, default=None, metavar="T|otsu",
                        help="write <name>_mask.png, 255 where the map >= T (in [0, 1]) or above Otsu's threshold")
@@ -518,9 +514,9 @@ def make_detector(method: str, *, device: str = "auto", weights: str | Path | No
 
 
 def _outputs_asked(args: argparse.Namespace) -> dict[str, str]:
-    """kind -> file name ending, for the output options given (the PNG map when none is)."""
+    """kind -> file name ending, for the output options given (the PNG map unless ``--no-png``)."""
     kinds = {}
-    if args.png or not (args.npy or args.mask is not None or args.overlay):
+    if not args.no_png:
         kinds["png"] = OUTPUT_KINDS["png"]
     if args.npy:
         kinds["npy"] = OUTPUT_KINDS["npy"]
@@ -637,6 +633,10 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--out: required, the folder the maps go to (e.g. --out maps/); see blur-map --help")
         if not args.photos:
             raise InputError("no photos given: name photos, folders or glob patterns; see blur-map --help")
+        if not _outputs_asked(args):
+            raise InputError("--no-png: nothing left to write; add --npy, --mask T|otsu or --overlay")
+        from dbm.detector import MAX_SIZE, MIN_SIZE
+
         if args.size is not None and args.size != 0 and not MIN_SIZE <= args.size <= MAX_SIZE:
             raise InputError(f"--size {args.size}: use 0 (each photo at its own size) or {MIN_SIZE} to {MAX_SIZE} "
                              f"pixels; below {MIN_SIZE} the network sees a single 16-pixel cell and the map is constant")

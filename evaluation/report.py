@@ -67,6 +67,7 @@ from dbm.fileio import atomic_write_bytes
 from .engine import MethodResult
 from .html import Bullets, Code, Column, Facts, Figure, Heading, Para, Table, render_html, slug
 from .metrics import N_LEVELS, PAPER_METRICS, SCALAR_FIELDS, SECONDARY_METRICS
+from .plotting import DPI, RC, png_bytes, pyplot
 from .paper import ABLATION_PAPER_TABLE, ABLATION_TABLES, PAPER_TABLES, TABLE_VI, TABLE_VI_SIZE
 from .registry import METHODS
 
@@ -90,8 +91,6 @@ LOCK_TIMEOUT_S = 3600
 #: Images in the map grid (spread evenly over the split) and method columns per page.
 GRID_IMAGES = 8
 GRID_METHODS_PER_PAGE = 5
-#: Figure resolution: one figure pixel per CSS pixel in index.html, so 10 pt text is 14 px tall.
-DPI = 100
 
 #: Colour-blind-safe line colours: the Okabe-Ito palette without its black (kept for DBM) and its
 #: yellow (too faint on white), plus a neutral grey. Seven colours against four dash patterns
@@ -427,26 +426,6 @@ def _curves_of(curve_rows: Iterable[dict], group: tuple[str, str]) -> dict[str, 
     return out
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-_RC = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
-       "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 12}
-
-
-def _png(fig, tight: bool = False) -> bytes:
-    """The figure as PNG bytes; ``tight`` grows or trims the canvas to what is drawn (a legend outside)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, **({"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}))
-    return buf.getvalue()
-
-
 def _legend_label(r: dict, extra: str = "") -> str:
     name = "\n".join(textwrap.wrap(r["method"], 26)) or r["method"]
     return f"{name} (ODS {_fmt(r.get('ods'))}{extra})"
@@ -474,8 +453,8 @@ def pr_figure(rows: Sequence[dict], curves: dict, title: str) -> bytes | None:
     rows, styles, ranked = _plotted(rows, curves, "precision")
     if not rows:
         return None
-    plt = _pyplot()
-    with plt.rc_context(_RC):
+    plt = pyplot()
+    with plt.rc_context(RC):
         fig, (ax_fit, ax_full) = plt.subplots(1, 2, figsize=(10.4, 5.2), dpi=DPI)
         fig.subplots_adjust(wspace=0.26, left=0.07, right=0.98, bottom=0.11, top=0.84)
         handles, labels = [], []
@@ -500,8 +479,7 @@ def pr_figure(rows: Sequence[dict], curves: dict, title: str) -> bytes | None:
         ax_full.legend(handles, labels, loc="center left", bbox_to_anchor=(1.04, 0.5), frameon=False,
                        handlelength=3.2, borderaxespad=0, title="method (ODS), best first", title_fontsize=10)
         fig.suptitle(title)
-        data = _png(fig, tight=True)
-        plt.close(fig)
+        data = png_bytes(fig, tight=True)
     return data
 
 
@@ -510,8 +488,8 @@ def f_threshold_figure(rows: Sequence[dict], curves: dict, title: str) -> bytes 
     rows, styles, ranked = _plotted(rows, curves, "f_mean")
     if not rows:
         return None
-    plt = _pyplot()
-    with plt.rc_context(_RC):
+    plt = pyplot()
+    with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(8.6, 5.0), dpi=DPI)
         fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.88)
         handles, labels = [], []
@@ -534,8 +512,7 @@ def f_threshold_figure(rows: Sequence[dict], curves: dict, title: str) -> bytes 
         ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.03, 0.5), frameon=False, handlelength=3.2,
                   borderaxespad=0, title="method (ODS at its threshold t)", title_fontsize=10)
         ax.set_title(title)
-        data = _png(fig, tight=True)
-        plt.close(fig)
+        data = png_bytes(fig, tight=True)
     return data
 
 
@@ -561,7 +538,7 @@ def map_grid_pages(results: Sequence[MethodResult], samples: Sequence, stems: Se
     chosen = [by_stem[t] for t in stems if t in by_stem]
     if not chosen:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     masks, photos, ratios = {}, {}, []
     for s in chosen:
         masks[s.stem] = s.mask()
@@ -582,7 +559,7 @@ def map_grid_pages(results: Sequence[MethodResult], samples: Sequence, stems: Se
     cell = 1.8  # inches per panel: 180 px at 100 dpi
     for k, chunk in enumerate(chunks):
         cols = 2 + len(chunk)
-        with plt.rc_context(_RC):
+        with plt.rc_context(RC):
             head = 0.85
             fig = plt.figure(figsize=(0.45 + cell * cols, head + cell * sum(ratios) + 0.1 * len(chosen)), dpi=DPI)
             H = fig.get_figheight()
@@ -616,8 +593,7 @@ def map_grid_pages(results: Sequence[MethodResult], samples: Sequence, stems: Se
             sub = (f"page {k + 1} of {len(chunks)}: methods {k * GRID_METHODS_PER_PAGE + 1}-"
                    f"{k * GRID_METHODS_PER_PAGE + len(chunk)} of {len(results)}") if len(chunks) > 1 else ""
             fig.suptitle(title + ("\n" + sub if sub else ""), y=1 - 0.08 / H, va="top")
-            pages.append((_png(fig), [r.name for r in chunk]))
-            plt.close(fig)
+            pages.append((png_bytes(fig), [r.name for r in chunk]))
     return pages
 
 

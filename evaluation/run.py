@@ -15,6 +15,10 @@ Precomputed maps (PNG or NPY, matched by file stem; ``:sharp`` when high values 
     python -m evaluation.run --data CUHK --split even --methods hifst_published \\
         --maps hifst_published=CUHK_MAPS/hifst:sharp --out OUT
 
+On a Dask cluster (:mod:`evaluation.cluster`; ``local:N`` starts one of N processes here)::
+
+    python -m evaluation.run --data CUHK --split even --methods all --scheduler tcp://HOST:8786
+
 Writes ``OUT/metrics.csv``, ``OUT/report.md``, ``OUT/per_image.csv``, ``OUT/pr_curves.png``,
 ``OUT/map_grid.png`` and, with ``--save-maps``, ``OUT/maps/METHOD/STEM.png`` (255 = blurred).
 Maps are cached in ``OUT/cache`` (or ``--cache DIR``) per method, settings and image: rerun an
@@ -38,9 +42,10 @@ from baselines.interface import InputError
 from dbm.fileio import atomic_write_bytes
 
 from .cache import MapCache, file_digest, samples_digest
+from .cluster import SCHEDULER_HELP
 from .cli import RESULTS_OUT, CLIError, OneLineParser, add_common_options, apply_threads, positive_int, report
 from .datasets import Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
-from .engine import LazyPairs, MethodResult, evaluate_detector, evaluate_maps
+from .engine import Backend, InProcess, LazyPairs, MethodResult, ProcessPool, evaluate_detector, evaluate_maps
 from .paper import TABLE_OF_SPLIT
 from .registry import METHODS, UnknownMethodError, build, load_class, resolve_methods
 from .settings import check_selected, parse_set_options, result_label
@@ -87,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-maps", action="store_true", help="also write OUT/maps/METHOD/STEM.png (255 = blurred)")
     p.add_argument("--allow-missing", action="store_true", help="evaluate the images whose photos are present")
     p.add_argument("--workers", type=positive_int, default=1, help="processes computing maps in parallel (CPU methods)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N", help=SCHEDULER_HELP)
+    p.add_argument("--shared-fs", action="store_true",
+                   help="with --scheduler: the workers read the photos from their paths (default: the client sends "
+                        "each photo's bytes, so workers need not share this file system)")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images of the split")
     add_common_options(p, out=RESULTS_OUT, quiet=True, threads=True, device="the DBM networks run there")
     return p
@@ -225,7 +234,26 @@ def _check_polarity(ds: Dataset, args, notes: list[str], *, what: str = "--data"
     print(f"note: {notes[-1]}", file=sys.stderr)
 
 
+def _backend(args) -> Backend:
+    """Where the CPU methods' maps are computed: ``--scheduler`` (Dask), ``--workers N`` or this process."""
+    if args.scheduler is not None:
+        if args.workers > 1:
+            raise DatasetError(f"--scheduler {args.scheduler} and --workers {args.workers} are alternatives: give "
+                               "the local cluster its workers with --scheduler local:N")
+        from .cluster import DaskCluster
+
+        return DaskCluster(args.scheduler, shared_fs=args.shared_fs)
+    if args.shared_fs:
+        raise DatasetError("--shared-fs says how Dask workers read the photos; it needs --scheduler")
+    return ProcessPool(args.workers) if args.workers > 1 else InProcess()
+
+
 def run(args: argparse.Namespace) -> list[MethodResult]:
+    with _backend(args) as backend:
+        return _run(args, backend)
+
+
+def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
     progress = _progress(args.quiet)
     out: Path = args.out
     cache_root = args.cache or out / "cache"
@@ -316,10 +344,10 @@ def run(args: argparse.Namespace) -> list[MethodResult]:
             suffix = f"-state{file_digest(weights[name])}"
         elif detector.trainable:
             suffix = _prepare_trainable(detector, name, args, dataset, label, cache_root, split, notes, progress)
-        workers = 1 if METHODS[name].needs_torch else args.workers
         cache = MapCache.for_method(cache_root, name, f"{detector.cache_key()}{suffix}")
         shown_as = result_label(name, settings.get(name))
-        result = evaluate_detector(shown_as, detector, samples, cache, workers=workers, progress=progress, keep=grid)
+        where = InProcess() if METHODS[name].needs_torch else backend  # the torch methods run here, on --device
+        result = evaluate_detector(shown_as, detector, samples, cache, backend=where, progress=progress, keep=grid)
         results.append(result)
         if args.save_maps:
             dest = out / "maps" / shown_as

@@ -93,10 +93,15 @@ def test_output_kinds(tmp_path):
     mask = cv2.imread(str(out / "p_mask.png"), cv2.IMREAD_UNCHANGED)
     assert set(np.unique(mask)) <= {0, 255} and np.array_equal(mask == 255, blur >= 0.5)
     assert cv2.imread(str(out / "p_overlay.jpg")).shape == (40, 50, 3)
-    # asking for other kinds drops the default PNG unless --png; --overlay-format png; Otsu
+    # the PNG map is written beside the other kinds unless --no-png; --overlay-format png; Otsu
     out2 = tmp_path / "out2"
-    assert _run(photo, "--out", out2, "--mask", "otsu", "--overlay", "--overlay-format", "png") == 0
+    assert _run(photo, "--out", out2, "--mask", "otsu", "--overlay", "--overlay-format", "png", "--no-png") == 0
     assert sorted(p.name for p in out2.iterdir()) == ["p_mask.png", "p_overlay.png"]
+    out3 = tmp_path / "out3"
+    assert _run(photo, "--out", out3, "--mask", "otsu") == 0
+    assert sorted(p.name for p in out3.iterdir()) == ["p.png", "p_mask.png"]
+    assert _run(photo, "--out", tmp_path / "out4", "--no-png") == 2  # nothing to write: refused before any work
+    assert not (tmp_path / "out4").exists()
     otsu = cv2.imread(str(out2 / "p_mask.png"), cv2.IMREAD_UNCHANGED) == 255
     assert otsu[:, :10].mean() > 0.9 and otsu[:, -10:].mean() < 0.1  # the blurred left half
 
@@ -106,11 +111,11 @@ def test_all_files_of_a_photo_share_one_free_name(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "p_mask.png").write_bytes(b"someone's mask")
-    assert _run(photo, "--out", out, "--mask", "0.5", "--png") == 0
+    assert _run(photo, "--out", out, "--mask", "0.5") == 0
     assert (out / "p_mask.png").read_bytes() == b"someone's mask"
     assert sorted(p.name for p in out.iterdir()) == ["p_1.png", "p_1_mask.png", "p_mask.png"]
     assert "--overwrite" in capsys.readouterr().err
-    assert _run(photo, "--out", out, "--mask", "0.5", "--png", "--overwrite") == 0
+    assert _run(photo, "--out", out, "--mask", "0.5", "--overwrite") == 0
     assert (out / "p_mask.png").read_bytes() != b"someone's mask"
     targets, _ = predict.plan_output_names([Path("x/a.jpg"), Path("y/a.png"), Path("z/a_1.jpg")], tmp_path / "n",
                                            (".png", "_mask.png"))
