@@ -22,9 +22,11 @@ Secondary metrics, named so they are never mistaken for the paper's:
     BSDS convention: max over t of F computed from counts summed over all images.
 ``ap_area``
     area under the concatenated-pixel PR curve (step rule, the usual "average precision").
-``fbeta_max``, ``fbeta_adaptive``, ``mae``
+``fbeta_max``, ``fbeta_adaptive_minority``, ``mae``
     salient-object conventions: F with beta^2 = 0.3; ``fbeta_max`` is the max over t of the
-    image-mean F_beta (blur positive). ``fbeta_adaptive`` is the image mean of F_beta **of each
+    image-mean F_beta (blur positive). ``fbeta_adaptive_minority`` (a column called ``fbeta_adaptive`` in older
+    results files held blur-positive F at ``2 x mean``; a report merging such a file drops that column,
+    so no column mixes the two) is the image mean of F_beta **of each
     image's minority class** (by its ground truth) at that class's adaptive threshold, twice the
     mean score of that class: when blurred pixels are the minority, blur is the positive class,
     the score is the blur map and pixels with level ``>= ceil(2 x mean level)`` are predicted
@@ -160,7 +162,7 @@ class Scores:
     ods_pooled: float
     ap_area: float
     fbeta_max: float
-    fbeta_adaptive: float
+    fbeta_adaptive_minority: float
     mae: float
     precision: np.ndarray = field(repr=False)  # concatenated-pixel PR curve, one point per threshold
     recall: np.ndarray = field(repr=False)
@@ -184,7 +186,7 @@ SECONDARY_METRICS = {
     "ods_pooled": "ODS (pooled counts, BSDS)",
     "ap_area": "AP (area under PR)",
     "fbeta_max": "max F(beta^2=0.3)",
-    "fbeta_adaptive": "adaptive F(beta^2=0.3), minority class, t = 2 x mean",
+    "fbeta_adaptive_minority": "adaptive F(beta^2=0.3), minority class, t = 2 x mean",
     "mae": "MAE",
 }
 #: Every scalar field of :class:`Scores`, in CSV column order (derived from the two above).
@@ -287,7 +289,7 @@ class MetricsAccumulator:
             ods_pooled=float(f_pooled.max()),
             ap_area=ap_area,
             fbeta_max=float(fb_img.mean(axis=0).max()),
-            fbeta_adaptive=float(fb_adapt.mean()),
+            fbeta_adaptive_minority=float(fb_adapt.mean()),
             f_mean=f_mean,
             mae=float(mae_img.mean()),
             precision=precision,

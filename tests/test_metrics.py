@@ -90,7 +90,7 @@ def test_fbeta_saliency_conventions():
     # Exactly half blurred: blur is the class scored (ties go to blur). Adaptive threshold = 2 x mean
     # level: map levels [255, 0, 0, 0] -> mean 63.75 -> t = 128: TP 1 FP 0 FN 1.
     s = _scores(([[255, 0], [0, 0]], [[1, 1], [0, 0]]))
-    assert s.fbeta_adaptive == pytest.approx(1.3 / 1.6)
+    assert s.fbeta_adaptive_minority == pytest.approx(1.3 / 1.6)
 
 
 def test_streaming_equals_concatenation(rng):
@@ -123,7 +123,7 @@ def test_adaptive_f_uses_the_minority_class_when_blur_is_the_majority(rng):
     mask[:, 30:] = True
     soft = np.where(mask, 0.75, 0.25) + rng.normal(0, 0.1, mask.shape)
     s = _scores((quantize(np.clip(soft, 0, 1)), mask))
-    assert s.fbeta_adaptive > 0.5
+    assert s.fbeta_adaptive_minority > 0.5
     # What the old rule (blur positive, t = 2 x mean blur level) gives on the same map: about 0.
     levels = quantize(np.clip(soft, 0, 1)).astype(float)
     t = min(np.ceil(2 * levels.mean()), 255)
@@ -133,7 +133,7 @@ def test_adaptive_f_uses_the_minority_class_when_blur_is_the_majority(rng):
     # Hand-checked: mask [[1, 1], [1, 0]], blur levels [[255, 200], [55, 0]]: sharpness [[0, 55], [200, 255]],
     # mean 127.5 -> t = 255: only the sharp pixel (255) is predicted sharp: TP 1, FP 0, FN 0 -> F = 1.
     s = _scores(([[255, 200], [55, 0]], [[1, 1], [1, 0]]))
-    assert s.fbeta_adaptive == pytest.approx(1.0)
+    assert s.fbeta_adaptive_minority == pytest.approx(1.0)
 
 
 def test_f_mean_curve_peaks_at_ods():
