@@ -348,20 +348,28 @@ def method_listing() -> str:
 
     For each method of :data:`evaluation.registry.METHODS`: its name, its row in the paper's
     Table III (``-`` when not a paper row), whether it needs torch, whether it needs training or a
-    weight file, the one-line summary, and its ``--set`` settings with their defaults.
+    weight file, its measured seconds per 384 x 384 photo (the release's Table VI,
+    :func:`evaluation.speed.measured_seconds`; ``-`` when not measured), the one-line summary, and
+    its ``--set`` settings with their defaults.
     """
     from .registry import METHODS
     from .settings import describe_settings
+    from .speed import SIDE, measured_seconds
 
-    rows = [(name, spec.paper_row or "-", "yes" if spec.needs_torch else "no", _needs(name))
+    seconds, where = measured_seconds()
+    rows = [(name, spec.paper_row or "-", "yes" if spec.needs_torch else "no",
+             f"{seconds[name][0]:.2f}" if name in seconds else "-", _needs(name))
             for name, spec in METHODS.items()]
-    head = ("method", "paper row", "torch", "needs training/weights")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    head = ("method", "paper row", "torch", f"s/{SIDE}px", "needs training/weights")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     for (name, spec), row in zip(METHODS.items(), rows):
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         lines.append(f"    {spec.summary}")
         lines.append(f"    settings (--set {name}.NAME=VALUE): {describe_settings(name)}")
+    if where:
+        lines.append(f"\ns/{SIDE}px: seconds per {SIDE} x {SIDE} photo, mean of the release's Table VI "
+                     f"(python -m evaluation.speed), measured on {where}; photos at their own size take longer.")
     return "\n".join(lines)
 
 

@@ -51,22 +51,22 @@ import hashlib
 import io
 import math
 import os
-import platform
 import re
 import shlex
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from baselines.interface import InputError
 from dbm.fileio import atomic_write_bytes
 
 from .engine import MethodResult
 from .html import Bullets, Code, Column, Facts, Figure, Heading, Para, Table, render_html, slug
 from .metrics import N_LEVELS, PAPER_METRICS, SCALAR_FIELDS, SECONDARY_METRICS
+from .machine import machine
 from .plotting import DPI, RC, png_bytes, pyplot
 from .paper import ABLATION_PAPER_TABLE, ABLATION_TABLES, PAPER_TABLES, TABLE_VI, TABLE_VI_SIZE
 from .registry import METHODS
@@ -628,51 +628,6 @@ def _suite_version() -> str:
     return v
 
 
-def _cpu() -> tuple[str, str, str]:
-    """(CPU model, physical cores, hardware threads [and those this process may use])."""
-    model, cores = platform.processor() or platform.machine(), set()
-    try:
-        phys = core = None
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = (x.strip() for x in line.partition(":"))
-            if key == "model name" and model in ("", platform.machine(), platform.processor()):
-                model = value
-            elif key == "physical id":
-                phys = value
-            elif key == "core id":
-                core = value
-            elif not line.strip() and core is not None:
-                cores.add((phys, core))
-                phys = core = None
-        if core is not None:
-            cores.add((phys, core))
-    except OSError:
-        pass
-    threads = os.cpu_count() or 0
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = threads
-    thread_text = f"{threads}" + (f" ({usable} available to the run)" if usable != threads else "")
-    limit = os.environ.get("BLURMAP_THREADS")
-    if limit:
-        thread_text += f", BLURMAP_THREADS={limit}"
-    return model or "unknown", str(len(cores)) if cores else "unknown", thread_text
-
-
-def _version(dist: str, module: str | None = None) -> str:
-    mod = sys.modules.get(module or dist)
-    v = getattr(mod, "__version__", None) if mod is not None else None
-    if v is None:
-        try:
-            from importlib.metadata import version
-
-            v = version(dist)
-        except Exception:
-            return "not installed"
-    return str(v)
-
-
 def _digest_of_files(entries: Iterable[tuple[str, Path]]) -> str:
     from .cache import file_digest
 
@@ -694,7 +649,6 @@ def provenance(*, run_id: str, dataset: str, split: str, samples: Sequence, meth
         photo_digest = f"{_digest_of_files(photos)} ({len(photos)} photos)" if photos else "no photos read"
     except OSError as exc:  # a file gone since it was read: say so rather than lose the results
         mask_digest = photo_digest = f"unavailable ({exc.strerror or exc})"
-    cpu, cores, threads = _cpu()
     return {
         "run": run_id,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -707,14 +661,7 @@ def provenance(*, run_id: str, dataset: str, split: str, samples: Sequence, meth
         "masks_sha256": mask_digest,
         "photos_sha256": photo_digest,
         "methods": ", ".join(methods),
-        "cpu": cpu,
-        "cores": cores,
-        "threads": threads,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": _version("torch"),
-        "opencv": _version("opencv-python-headless", "cv2"),
+        **machine(),
     }
 
 

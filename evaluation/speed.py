@@ -3,9 +3,11 @@
 ``python -m evaluation.speed [--methods all] [--data DIR] [--images 10] [--repeats 3] --out OUT``
 
 As in the paper, photos of the benchmark (the synthetic demo without ``--data``) are resized to
-384 x 384 and each method maps each of them; the reported time is the median over repeats of the
-mean over images, after one warm-up call (which also trains learned methods on the demo's D_o and
-loads DBM's weights). Timing is wall-clock in this process, with the threads the method chooses
+384 x 384 and each method maps each of them; the reported time is the mean +- standard deviation
+over the photos of each photo's median over ``--repeats`` calls, after one warm-up call (which also
+trains learned methods on the demo's D_o and loads DBM's weights). The machine (CPU model, cores,
+threads, library versions, the GPU when CUDA is used: :func:`evaluation.machine.machine`) is
+written with the times. Timing is wall-clock in this process, with the threads the method chooses
 (``--threads N`` or ``$BLURMAP_THREADS`` caps them). Writes ``OUT/speed.csv`` and ``OUT/speed.md``, each atomically;
 existing ones are replaced only with ``--overwrite``.
 
@@ -15,8 +17,6 @@ For per-method statistics with pytest-benchmark, see ``benchmarks/`` (``tox -e b
 from __future__ import annotations
 
 import csv
-import os
-import platform
 import statistics
 import sys
 import time
@@ -24,14 +24,43 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.interface import InputError
 from .datasets import Dataset
 from .paper import TABLE_VI
 from .registry import METHODS, UnknownMethodError, resolve_methods
 
-__all__ = ["build_parser", "time_methods", "main"]
+__all__ = ["MEASURED", "build_parser", "main", "measured_seconds", "time_methods"]
 
 SIDE = 384
+#: The release's Table VI as measured (a copy of ``reports/table6/speed.csv``, which
+#: ``reports/regenerate.sh`` writes and copies here; a test checks that the two agree), shipped so
+#: that ``blur-map --list-methods`` can say how fast each method is.
+MEASURED = Path(__file__).parent / "data" / "speed_384.csv"
+
+
+def measured_seconds(path: Path | None = None) -> tuple[dict[str, tuple[float, float]], str]:
+    """The release's measured seconds per 384 x 384 photo, and the machine they were measured on.
+
+    Parameters
+    ----------
+    path : path, optional
+        A ``speed.csv`` written by this command (default: :data:`MEASURED`).
+
+    Returns
+    -------
+    dict
+        Method -> (mean, standard deviation) in seconds; empty when the file is missing or unreadable.
+    str
+        The machine, e.g. ``"Intel Xeon (AVX2, AVX-512), 2 cores, cpu"``; empty with the dict.
+    """
+    try:
+        with open(MEASURED if path is None else path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        seconds = {r["method"]: (float(r["seconds"]), float(r.get("std_seconds") or "nan")) for r in rows}
+    except (OSError, ValueError, KeyError, csv.Error):
+        return {}, ""
+    first = rows[0] if rows else {}
+    where = f"{first.get('cpu', 'unknown CPU')}, {first.get('cores', '?')} cores" if first else ""
+    return seconds, where
 
 
 def _photos(ds: Dataset, n: int) -> list[np.ndarray]:
@@ -43,7 +72,36 @@ def _photos(ds: Dataset, n: int) -> list[np.ndarray]:
 
 def time_methods(methods: list[str], photos: list[np.ndarray], repeats: int, device: str, cache: Path,
                  progress=None) -> list[dict]:
-    """Seconds per photo of each method (median over ``repeats`` of the mean over photos)."""
+    """Seconds per photo of each method: mean +- std over the photos after a warm-up.
+
+    Each photo's time is the median of ``repeats`` timed calls (wall clock, this process); the
+    row gives the mean, standard deviation, median and minimum of those per-photo times.
+
+    Parameters
+    ----------
+    methods : list of str
+        Registered method names.
+    photos : list of ndarray
+        The photos, already at :data:`SIDE` x :data:`SIDE`.
+    repeats : int
+        Timed calls per photo.
+    device : str
+        Where torch methods run (``auto``, ``cpu``, ``cuda:N``).
+    cache : path
+        Where learned methods' demo training data and states go.
+    progress : callable, optional
+        ``tqdm``-like wrapper of the loop over methods.
+
+    Returns
+    -------
+    list of dict
+        One row per method: ``method``, ``paper_row``, ``seconds`` (mean), ``std_seconds``,
+        ``median_seconds``, ``min_seconds``, ``paper_seconds``, ``photos``, ``repeats``,
+        ``trained_on``, ``device`` and the facts of :func:`evaluation.machine.machine`.
+    """
+    from dbm.device import resolve_device
+
+    from .machine import machine
     from .registry import build
     from .run import _prepare_trainable_on_demo
 
@@ -53,41 +111,56 @@ def time_methods(methods: list[str], photos: list[np.ndarray], repeats: int, dev
         det = build(name, device=device)
         trained_on = _prepare_trainable_on_demo(det, name, cache) if det.trainable else ""
         det(photos[0])  # warm-up: imports, weight loading, caches
-        means = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for p in photos:
+        per_photo = []
+        for p in photos:
+            calls = []
+            for _ in range(repeats):
+                start = time.perf_counter()
                 det(p)
-            means.append((time.perf_counter() - start) / len(photos))
+                calls.append(time.perf_counter() - start)
+            per_photo.append(statistics.median(calls))
+        used = str(resolve_device(device)) if METHODS[name].needs_torch else "cpu"
         row_label = METHODS[name].paper_row
         rows.append({
             "method": name,
             "paper_row": row_label or "",
-            "seconds": statistics.median(means),
-            "min_seconds": min(means),
+            "seconds": statistics.fmean(per_photo),
+            "std_seconds": statistics.pstdev(per_photo),
+            "median_seconds": statistics.median(per_photo),
+            "min_seconds": min(per_photo),
             "paper_seconds": TABLE_VI.get(row_label, "") if row_label else "",
+            "photos": len(photos),
+            "repeats": repeats,
             "trained_on": trained_on,
+            "device": used,
+            **machine(used),
         })
     return rows
 
 
 def _markdown(rows: list[dict], n_images: int, repeats: int) -> str:
-    cpu = platform.processor() or platform.machine()
-    threads = os.environ.get("BLURMAP_THREADS", "all available")
+    facts = {k: v for k, v in rows[0].items() if k in ("cpu", "cores", "threads", "os", "python", "numpy", "torch",
+                                                        "opencv", "gpu")}
+    gpus = sorted({r["gpu"] for r in rows if r.get("gpu")})
     lines = [
         f"# Table VI: seconds per {SIDE} x {SIDE} x 3 photo",
         "",
-        f"{n_images} photos, median of {repeats} repeats after a warm-up; {os.cpu_count()} CPU cores ({cpu}), "
-        f"method threads: {threads}. Paper: MATLAB/Caffe on a 3.4 GHz CPU (DBM GPU: Titan X, 0.027 s).",
+        f"Mean +- standard deviation over {n_images} photos resized to {SIDE} x {SIDE} (each photo: the median of "
+        f"{repeats} calls), after a warm-up call. Machine: {facts['cpu']}, {facts['cores']} physical cores, "
+        f"{facts['threads']} hardware threads; {facts['os']}; Python {facts['python']}, numpy {facts['numpy']}, "
+        f"torch {facts['torch']}, OpenCV {facts['opencv']}"
+        + (f"; GPU: {', '.join(gpus)}" if gpus else "; no GPU used") + ". "
+        "Paper: MATLAB/Caffe on a 3.4 GHz CPU (DBM on a GTX Titan X GPU: 0.027 s).",
         "",
-        "| Method | ours (s) | paper (s) | speed-up |",
-        "| --- | ---: | ---: | ---: |",
+        "| Method | ours (s) | device | paper (s) | ours faster by |",
+        "| --- | ---: | --- | ---: | ---: |",
     ]
     for r in rows:
         paper = r["paper_seconds"]
         speedup = f"{paper / r['seconds']:.1f}x" if paper else ""
         label = r["method"] + (f" ({r['paper_row']})" if r["paper_row"] else "")
-        lines.append(f"| {label} | {r['seconds']:.3f} | {paper if paper else ''} | {speedup} |")
+        lines.append(f"| {label} | {r['seconds']:.3f} +- {r['std_seconds']:.3f} | {r['device']} | "
+                     f"{paper if paper else ''} | {speedup} |")
     return "\n".join(lines) + "\n"
 
 
@@ -111,7 +184,8 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     import io
 
     text = io.StringIO()
-    w = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\r\n")
+    fields = list(dict.fromkeys(k for r in rows for k in r))  # every row's keys (``gpu`` only on CUDA rows)
+    w = csv.DictWriter(text, fieldnames=fields, lineterminator="\r\n")
     w.writeheader()
     w.writerows(rows)
     return text.getvalue().encode()

@@ -164,6 +164,17 @@ def test_report_shows_exactly_the_rows_of_metrics_csv(tmp_path):
         assert f"| {m} |" in report or f"| {m} (" in report
 
 
+def test_damaged_results_file_is_one_line_and_kept(tmp_path, capsys):
+    data = _dataset(tmp_path / "d")
+    out = tmp_path / "out"
+    out.mkdir()
+    damaged = b"dataset,split,method\n\xff\xfe\x00 not text\n"
+    (out / "metrics.csv").write_bytes(damaged)
+    assert run.main(["--data", str(data), "--split", "all", "--quiet", "--out", str(out), "--methods", FAST]) == 2
+    _one_line_error(capsys, str(out / "metrics.csv"), "not a readable results file")
+    assert (out / "metrics.csv").read_bytes() == damaged  # nothing replaced
+
+
 # 4-5. Damaged files and decompression bombs ----------------------------------------------------
 def test_damaged_jpeg_is_an_error_naming_the_file(tmp_path, capsys):
     data = _dataset(tmp_path / "d", stems=("img0001",), ext=".jpg")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
-from evaluation import speed
+from evaluation import predict, speed
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_speed_table_written(tmp_path, capsys):
@@ -13,8 +16,30 @@ def test_speed_table_written(tmp_path, capsys):
     with open(out / "speed.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["method"] == "gradient_energy" and float(row["seconds"]) > 0
+    assert float(row["std_seconds"]) >= 0 and row["photos"] == "2" and row["device"] == "cpu" and row["cpu"]
     assert "| gradient_energy |" in (out / "speed.md").read_text()
     assert "Table VI" in capsys.readouterr().out
+    # what --list-methods shows comes from such a file
+    seconds, where = speed.measured_seconds(out / "speed.csv")
+    assert seconds["gradient_energy"][0] == float(row["seconds"]) and row["cpu"] in where
+
+
+def test_list_methods_shows_the_release_speeds(monkeypatch, tmp_path):
+    table = tmp_path / "speed.csv"
+    table.write_text("method,seconds,std_seconds,cpu,cores\nhifst,1.25,0.1,Some CPU (AVX2),2\n")
+    monkeypatch.setattr(speed, "MEASURED", table)
+    lines = predict.method_listing().splitlines()
+    assert "s/384px" in lines[0]
+    (hifst,) = [line for line in lines if line.startswith("hifst ")]
+    (dbm,) = [line for line in lines if line.startswith("dbm ")]
+    assert " 1.25 " in hifst and " - " in dbm and "Some CPU (AVX2), 2 cores" in lines[-1]
+    monkeypatch.setattr(speed, "MEASURED", tmp_path / "missing.csv")
+    assert "s/384px: " not in predict.method_listing()  # no file, no claim
+
+
+def test_shipped_speeds_are_the_committed_table_vi():
+    """``evaluation/data/speed_384.csv`` is the copy ``reports/regenerate.sh`` makes of Table VI."""
+    assert speed.MEASURED.read_bytes() == (REPO / "reports" / "table6" / "speed.csv").read_bytes()
 
 
 def test_unknown_method_is_one_line(tmp_path, capsys):
