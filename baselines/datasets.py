@@ -175,7 +175,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
          {"train": ("train/image|images", "train/gt"), "test": ("test/image|images", "test/gt")},
          {"train": ("train_data/*source", "train_data/*gt"), "test": ("test_data/*source", "test_data/*gt")}),
         folders=("DUT-DBD", "DUT"), default_split="test", size="320 x 320",
-        source="the BTBNet authors (Zhao et al., CVPR 2018), also with later defocus-blur-detection code"),
+        source="Zhao et al. (BTBNet, CVPR 2018; Dalian University of Technology): the download links in "
+               "the README of github.com/wdzhao123 repositories (e.g. MLDBD)"),
     DatasetSpec(
         "cuhk_te1", "CUHK TE-1: 320 x 320 copies of CUHK photos (BTBNet/CENet; 604 training + 100 test)", "sharp",
         ({"train": ("xtrain/source|image|images", "xtrain/gt"), "test": ("xtest/source|image|images", "xtest/gt")},
@@ -185,10 +186,12 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                "btbnet_cuhk_te1_xu100_to_original_from_DDFFNet_split.txt"),
     DatasetSpec(
         "ctcug", "CTCUG (150 test photos)", "sharp", ({"all": ("image|source", "gt")},),
-        folders=("CTCUG",), size="as distributed", source="its authors' defocus-blur-detection release"),
+        folders=("CTCUG",), size="as distributed",
+        source="Tang et al. (DeFusionNet, China University of Geosciences): their release"),
     DatasetSpec(
         "ebd", "EBD (1,605 photos)", "sharp", ({"all": ("image|source", "gt")},),
-        folders=("EBD",), size="as distributed", source="its authors' defocus-blur-detection release"),
+        folders=("EBD",), size="as distributed",
+        source="Jin et al. (D-DFFNet, ICME 2023): the link in the README of github.com/yuxinjin-whu/D-DFFNet"),
 )}
 
 
