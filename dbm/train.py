@@ -16,6 +16,27 @@ starts again. ``--resume`` refuses options that change the run (data folders and
 cache, size, configuration, loss, ...) and a damaged ``last.pt``. Errors are one line
 (``error: ...``) with exit status 2.
 
+Several processes (torchrun)
+----------------------------
+``torchrun --nproc_per_node N -m dbm.train ...`` (from this folder; ``--nnodes``/``--rdzv-endpoint``
+for several machines) trains data-parallel with :class:`torch.nn.parallel.DistributedDataParallel`:
+NCCL between GPUs (each process uses GPU ``LOCAL_RANK`` when ``--device`` is ``auto`` or CUDA),
+gloo on the CPU. The rule: **the global batch and the learning-rate schedule are the paper's
+whatever the number of processes.** ``--batch-size`` is the global batch (the paper's 3); each of
+the N processes computes ``--batch-size / N`` images of every step (an error when N does not
+divide it), the gradients are averaged over the processes, and ``--lr``, its decay and
+``--iterations`` count global steps, unchanged. Every process draws the same global batch from
+the one seeded permutation stream of a single-process run and keeps its own slice (rank r: images
+``r * B/N .. (r + 1) * B/N - 1`` of it), so each step sees exactly the images, flips and (up to
+the order of floating-point sums) the gradient of a single-process run with that batch; this is
+what :class:`torch.utils.data.DistributedSampler` does per epoch, kept in step with the
+single-process order and its checkpointed stream. Rank 0 alone writes ``last.pt``, ``loss.csv``
+(the loss of the global batch), ``val.csv`` and ``final.pt``; ``--resume`` continues a run with
+any number of processes (torchrun ``--max-restarts K ... --resume`` restarts after a crash from the
+last checkpoint). ``--cache-features`` trains in one process only (its frozen-stage features are
+computed into one file and its step bypasses the network's ``forward``, which DDP synchronises).
+Threads: torchrun gives each process ``OMP_NUM_THREADS=1`` on the CPU; ``--threads`` overrides it.
+
 Departures from the Caffe training
 ----------------------------------
 * Loss normalisation (``--loss-norm``): ``pixel`` (default) divides the summed per-pixel loss by
@@ -43,13 +64,14 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .cli import CLIError, DefaultsHelpFormatter, OneLineParser, add_common_options, apply_threads, report
 
-__all__ = ["LOSS_NORMS", "build_parser", "main", "parse_args", "pixel_loss", "train"]
+__all__ = ["LOSS_NORMS", "Processes", "build_parser", "main", "parse_args", "per_process_batch", "pixel_loss", "train"]
 
 #: ``--loss-norm`` choices: divide the summed loss by pixels x images, or by images only (Caffe).
 LOSS_NORMS = ("pixel", "batch")
@@ -213,13 +235,14 @@ def _load_arrays(folders, split, size) -> tuple[list[np.ndarray], list[np.ndarra
     return imgs, masks, names
 
 
-def _batch(imgs, masks, idx, device, hflip_rng=None):
+def _batch(imgs, masks, idx, device, flip=None):
+    """Images ``idx`` as ``B x 3 x H x W`` and their masks as ``B x 1 x H x W`` on ``device``; ``flip``: which to mirror."""
     import torch
 
     x = np.stack([imgs[i] for i in idx]).astype(np.float32) / 255.0
     y = np.stack([masks[i] for i in idx]).astype(np.float32)
-    if hflip_rng is not None:
-        flip = hflip_rng.random(len(idx)) < 0.5
+    if flip is not None:
+        flip = np.asarray(flip, dtype=bool)
         x[flip] = x[flip, :, ::-1]
         y[flip] = y[flip, :, ::-1]
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
@@ -422,8 +445,126 @@ def _amp_dtype(amp: str, device):
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
+#: The environment variables torchrun sets in each process it starts.
+_TORCHRUN_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place among the training processes that torchrun started (one, without torchrun).
+
+    Attributes
+    ----------
+    world : int
+        Number of processes (``WORLD_SIZE``).
+    rank : int
+        This process's number, 0 .. world - 1 (``RANK``); rank 0 writes every file.
+    local_rank : int
+        Its number on this machine (``LOCAL_RANK``): the GPU it uses.
+    """
+
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, environ=None) -> "Processes":
+        """Read torchrun's variables (:data:`_TORCHRUN_VARIABLES`); a single process when they are absent."""
+        environ = os.environ if environ is None else environ
+        if "WORLD_SIZE" not in environ:
+            return cls()
+        try:
+            world, rank, local = (int(environ.get(name, "0")) for name in _TORCHRUN_VARIABLES)
+        except ValueError:
+            raise SystemExit(f"{', '.join(_TORCHRUN_VARIABLES)}: not whole numbers; start the processes with torchrun") from None
+        if not (world >= 1 and 0 <= rank < world and local >= 0):
+            raise SystemExit(f"WORLD_SIZE={world}, RANK={rank}, LOCAL_RANK={local}: inconsistent; start the processes "
+                             "with torchrun")
+        return cls(world, rank, local)
+
+    @property
+    def distributed(self) -> bool:
+        """Whether there are several processes (and a process group)."""
+        return self.world > 1
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files (checkpoints, logs, weights): rank 0 only."""
+        return self.rank == 0
+
+
+def per_process_batch(batch_size: int, world: int) -> int:
+    """Images per step of each process: the global ``--batch-size`` divided by the number of processes.
+
+    Raises
+    ------
+    SystemExit
+        One line when ``batch_size`` is not a multiple of ``world``.
+    """
+    if batch_size % world:
+        fits = [n for n in range(1, batch_size + 1) if batch_size % n == 0]
+        raise SystemExit(f"--batch-size {batch_size} (the global batch) is not divisible by the {world} processes; "
+                         f"start {' or '.join(map(str, fits))} processes (torchrun --nproc_per_node), or choose a "
+                         f"--batch-size that is a multiple of {world}")
+    return batch_size // world
+
+
+def _training_device(text: str, procs: Processes):
+    """The torch device of this process: ``--device``, and under torchrun GPU ``LOCAL_RANK`` for a CUDA device."""
+    import torch
+
+    from .device import resolve_device
+
+    device = torch.device(resolve_device(text))
+    if procs.distributed and device.type == "cuda":
+        count = torch.cuda.device_count()
+        if procs.local_rank >= count:
+            raise SystemExit(f"--device {text}: torchrun started process {procs.local_rank} on a machine with {count} "
+                             f"GPU(s); start at most {count} processes per machine (--nproc_per_node)")
+        device = torch.device("cuda", procs.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _start_process_group(procs: Processes, device) -> None:
+    """Join torchrun's process group: NCCL between GPUs, gloo on the CPU."""
+    import torch.distributed as dist
+
+    if procs.distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def _end_process_group(procs: Processes) -> None:
+    import torch.distributed as dist
+
+    if procs.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _barrier(procs: Processes) -> None:
+    if procs.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _sum_over_processes(values: list[float], procs: Processes, device) -> list[float]:
+    """``values`` summed over the processes (itself in one process)."""
+    if not procs.distributed:
+        return values
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return [float(v) for v in t.cpu()]
+
+
 def train(args: argparse.Namespace, log=print) -> Path:
     """Run training as configured by :func:`parse_args`; return the path of ``final.pt``.
+
+    Started by torchrun (``WORLD_SIZE`` > 1, see :class:`Processes`), it trains data-parallel: see
+    the module notes ("Several processes").
 
     Raises
     ------
@@ -432,14 +573,28 @@ def train(args: argparse.Namespace, log=print) -> Path:
     baselines.interface.InputError
         For a bad ``--device`` or dataset (:class:`baselines.datasets.DatasetError`).
     """
+    procs = Processes.from_env()
+    batch = per_process_batch(args.batch_size, procs.world)
+    if procs.distributed and args.cache_features is not None:
+        raise SystemExit("--cache-features trains in one process; run it without torchrun, or drop --cache-features "
+                         "(with --freeze-stages) to train on several")
+    if args.size == 0 and batch != 1:
+        raise SystemExit("--size 0 keeps the image sizes and needs one image per process: --batch-size 1"
+                         + (f" (with torchrun: --batch-size {procs.world}, the number of processes)" if procs.distributed else ""))
+    try:
+        return _train(args, log if procs.writes else (lambda *a, **k: None), procs, batch)
+    finally:
+        _end_process_group(procs)
+
+
+def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
+    """:func:`train` in one of ``procs.world`` processes, each ``batch`` images of the global batch per step."""
     import torch
 
-    from .device import resolve_device
     from .model import CONFIGURATIONS, build_model, load_weights, save_checkpoint as write_checkpoint, save_weights
 
-    if args.size == 0 and args.batch_size != 1:
-        raise SystemExit("--size 0 keeps the image sizes and needs --batch-size 1")
-    device = torch.device(resolve_device(args.device))
+    device = _training_device(args.device, procs)
+    _start_process_group(procs, device)
     amp_dtype = _amp_dtype(args.amp, device)
     amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
     lr_scheme = "none" if args.no_hed_lr_mults else "hed"
@@ -449,6 +604,7 @@ def train(args: argparse.Namespace, log=print) -> Path:
     if args.resume and ckpt_path.is_file():  # checked before the images are loaded: a refusal costs nothing
         ck = _load_checkpoint(ckpt_path, device)
         _check_resume(ck, args, ckpt_path)
+    _barrier(procs)  # every process has seen the folder as it was before rank 0 writes into it
     imgs, masks, names = _load_arrays(args.data, args.split, args.size)
     if not imgs:
         raise SystemExit(f"--data {' '.join(map(str, args.data))}: no training images in split {args.split}")
@@ -459,7 +615,8 @@ def train(args: argparse.Namespace, log=print) -> Path:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     out: Path = args.out
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if procs.writes:
+            out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SystemExit(f"--out {out}: cannot create the folder ({exc.strerror or exc}); choose a writable place")
 
@@ -478,10 +635,17 @@ def train(args: argparse.Namespace, log=print) -> Path:
         for p in stage.parameters():
             p.requires_grad_(False)
     model.to(device)
+    net = model  # what the training step calls: the model, or its DistributedDataParallel wrapper
+    if procs.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     log(f"{len(imgs)} training images from {', '.join(map(str, args.data))} (split {args.split}); "
         f"{model.describe()}; device {device}; amp {amp_name}; loss norm {args.loss_norm}"
-        + ("; HED learning-rate multipliers" if model.variant in ("fusion", "dsn") and lr_scheme == "hed" else ""))
+        + ("; HED learning-rate multipliers" if model.variant in ("fusion", "dsn") and lr_scheme == "hed" else "")
+        + (f"; {procs.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), {batch} of the "
+           f"{args.batch_size} images of each step in each" if procs.distributed else ""))
 
     feats = None
     if args.cache_features is not None:
@@ -506,8 +670,9 @@ def train(args: argparse.Namespace, log=print) -> Path:
         if flip_rng is not None and ck.get("flip_rng"):
             flip_rng.bit_generator.state = ck["flip_rng"]
         torch.set_rng_state(ck["torch_rng"])
-        _trim_log(out / "loss.csv", start_it)
-        _trim_log(out / "val.csv", start_it)
+        if procs.writes:
+            _trim_log(out / "loss.csv", start_it)
+            _trim_log(out / "val.csv", start_it)
         log(f"resumed from {ckpt_path} at iteration {start_it}")
         del ck
 
@@ -515,6 +680,8 @@ def train(args: argparse.Namespace, log=print) -> Path:
                 "lr_multipliers": lr_scheme if model.variant in ("fusion", "dsn") else "none"}
 
     def save_checkpoint(it: int) -> None:
+        if not procs.writes:  # the processes hold the same model and optimiser state: rank 0 writes it
+            return
         write_checkpoint(model, ckpt_path, run_meta, optimizer=opt.state_dict(), iteration=it,
                          order_rng=order_rng.bit_generator.state,
                          flip_rng=flip_rng.bit_generator.state if flip_rng is not None else None,
@@ -547,23 +714,25 @@ def train(args: argparse.Namespace, log=print) -> Path:
             for _ in range(start_it):
                 flip_rng.random(args.batch_size)
 
-    if replace_run:  # --overwrite: only now that options, device, data and model are good
+    if replace_run and procs.writes:  # --overwrite: only now that options, device, data and model are good
         for name in _RUN_FILES:
             if (out / name).is_file():
                 (out / name).unlink()
         log(f"--overwrite: removed the earlier run's files from {out}")
-    loss_file = open(out / "loss.csv", "a", newline="")
+    loss_file = open(out / "loss.csv", "a", newline="") if procs.writes else open(os.devnull, "w")
     loss_csv = csv.writer(loss_file)
     if start_it == 0:
         loss_csv.writerow(["iteration", "loss", "lr", "seconds"])
-    val = _load_arrays([args.val], "all", args.size) if args.val else None
+    val = _load_arrays([args.val], "all", args.size) if args.val and procs.writes else None
+    mine = slice(procs.rank * batch, (procs.rank + 1) * batch)  # this process's part of each global batch
 
     bar = None
     try:
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=args.iterations, initial=start_it, disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
+            bar = tqdm(total=args.iterations, initial=start_it, disable=args.quiet or not procs.writes,
+                       dynamic_ncols=True, file=sys.stderr)
         except ImportError:  # pragma: no cover
             bar = None
         t_start = time.time()
@@ -574,17 +743,19 @@ def train(args: argparse.Namespace, log=print) -> Path:
         running = None
         while it < args.iterations:
             lr = _set_lr(opt, it, args.iterations, args.lr_power)
-            idx = next_indices(args.batch_size)
-            x, y = _batch(imgs, masks, idx, device, flip_rng)
+            idx = next_indices(args.batch_size)  # the global batch, the same in every process
+            flip = flip_rng.random(len(idx)) < 0.5 if flip_rng is not None else None
+            idx = idx[mine]
+            x, y = _batch(imgs, masks, idx, device, None if flip is None else flip[mine])
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 if feats is not None:
                     f = torch.from_numpy(np.stack([feats[i] for i in idx]).astype(np.float32)).to(device)
                     logits = model.forward_from(f, k, y.shape[-2:])
                     sides = []
                 elif args.variant == "dsn":
-                    logits, sides = model(x, return_sides=True)
+                    logits, sides = net(x, return_sides=True)
                 else:
-                    logits, sides = model(x), []
+                    logits, sides = net(x), []
                 loss = pixel_loss(logits, y, args.loss_norm)
                 for side in sides:
                     loss = loss + args.side_weight * pixel_loss(side, y, args.loss_norm)
@@ -593,7 +764,10 @@ def train(args: argparse.Namespace, log=print) -> Path:
             scaler.step(opt)
             scaler.update()
             it += 1
-            value = float(loss.detach())
+            over_time = bool(args.max_minutes) and time.time() - t_start > args.max_minutes * 60
+            # the logged loss is the global batch's: the mean of the processes' equal-sized parts
+            total, late = _sum_over_processes([float(loss.detach()), float(over_time)], procs, device)
+            value, over_time = total / procs.world, late > 0  # every process stops at the same iteration
             if not math.isfinite(value):
                 raise SystemExit(f"loss became {value} at iteration {it}; lower --lr"
                                  + (" (--loss-norm batch needs a learning rate about H*W times smaller)"
@@ -620,7 +794,7 @@ def train(args: argparse.Namespace, log=print) -> Path:
             if it % args.save_every == 0:
                 loss_file.flush()  # the log never lags behind the checkpoint a run resumes from
                 save_checkpoint(it)
-            if args.max_minutes and time.time() - t_start > args.max_minutes * 60:
+            if over_time:
                 log(f"time budget of {args.max_minutes} min reached at iteration {it}; checkpoint saved, rerun with --resume")
                 loss_file.flush()
                 save_checkpoint(it)
@@ -631,11 +805,14 @@ def train(args: argparse.Namespace, log=print) -> Path:
         loss_file.close()
     save_checkpoint(it)
     final = out / "final.pt"
-    meta = {**run_meta, "iterations": it, "trained_on": args.note or ", ".join(map(str, args.data)),
-            "images": len(imgs), "device": str(device), TRAIN_DIGESTS_KEY: training_digests(args.data, args.split),
-            "recipe": {k_: str(v) for k_, v in vars(args).items() if k_ not in ("out", "data", "val", "note")}}
-    save_weights(model, final, meta)
-    log(f"weights written to {final} (iteration {it}/{args.iterations})")
+    if procs.writes:
+        meta = {**run_meta, "iterations": it, "trained_on": args.note or ", ".join(map(str, args.data)),
+                "images": len(imgs), "device": str(device), "processes": procs.world,
+                TRAIN_DIGESTS_KEY: training_digests(args.data, args.split),
+                "recipe": {k_: str(v) for k_, v in vars(args).items() if k_ not in ("out", "data", "val", "note")}}
+        save_weights(model, final, meta)
+        log(f"weights written to {final} (iteration {it}/{args.iterations})")
+    _barrier(procs)  # no process ends before the weights are written
     return final
 
 

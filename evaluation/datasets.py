@@ -35,6 +35,7 @@ __all__ = [
     "MANIFEST_NAME",
     "POLARITIES",
     "MAP_EXTENSIONS",
+    "MAP_RESIZE",
     "Dataset",
     "DatasetError",
     "ExternalMaps",
@@ -49,6 +50,10 @@ __all__ = [
 
 #: File types of precomputed maps: the image types (:data:`IMAGE_EXTENSIONS`) and NumPy arrays.
 MAP_EXTENSIONS = (".npy", *IMAGE_EXTENSIONS)
+#: ``--maps-resize`` choices -> OpenCV's interpolation flag name (``cv2.resize``, looked up when a map
+#: is resized). ``area`` averages the covered pixels when shrinking; when enlarging, OpenCV documents
+#: it as similar to ``nearest`` (exactly so for integer factors; bilinear-like between them).
+MAP_RESIZE = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC", "area": "INTER_AREA"}
 
 
 def read_map_file(path: str | Path) -> np.ndarray:
@@ -128,13 +133,21 @@ class ExternalMaps:
     """Precomputed maps in a folder, matched to images by file stem.
 
     Any of :data:`MAP_EXTENSIONS`, read by :func:`read_map_file`. ``high_is_sharp`` flips the
-    polarity (score = 1 - value).
+    polarity (score = 1 - value). A map must have its mask's size unless ``resize`` names an
+    interpolation of :data:`MAP_RESIZE` (``--maps-resize``): a map of another size is then resized
+    to the mask's size with OpenCV's ``cv2.resize`` (8-bit maps stay 8-bit, OpenCV rounding;
+    float maps are resized in float64 and clipped to [0, 1], as bicubic can overshoot), and
+    :attr:`resized` counts the resized maps by original size (width, height).
     """
 
-    def __init__(self, name: str, folder: str | Path, high_is_sharp: bool = False) -> None:
+    def __init__(self, name: str, folder: str | Path, high_is_sharp: bool = False, resize: str | None = None) -> None:
         self.name = name
         self.folder = Path(folder)
         self.high_is_sharp = high_is_sharp
+        if resize is not None and resize not in MAP_RESIZE:
+            raise DatasetError(f"--maps-resize {resize!r}: choose one of {', '.join(MAP_RESIZE)}")
+        self.resize = resize
+        self.resized: dict[tuple[int, int], int] = {}
         if not self.folder.is_dir():
             raise DatasetError(f"{self.folder}: map folder for --maps {name} not found")
         self.files = index_files(self.folder, MAP_EXTENSIONS)
@@ -150,7 +163,35 @@ class ExternalMaps:
         if path is None:
             raise DatasetError(f"{self.folder}: no map for {sample.stem}")
         arr = read_map_file(path)
-        sample.check_size(arr.shape, mask_shape, path, "map")
+        if tuple(arr.shape[:2]) != tuple(mask_shape[:2]):
+            if self.resize is None:
+                raise DatasetError(
+                    f"{path}: map is {arr.shape[1]}x{arr.shape[0]} px but its mask {sample.mask_path.name} is "
+                    f"{mask_shape[1]}x{mask_shape[0]}; pass --maps-resize bilinear "
+                    f"(or {', '.join(n for n in MAP_RESIZE if n != 'bilinear')}) "
+                    "to resize the maps to their masks' size")
+            arr = self._resized(arr, mask_shape)
         if arr.dtype == np.uint8:
             return (255 - arr) if self.high_is_sharp else arr
         return (1.0 - arr) if self.high_is_sharp else arr
+
+    def _resized(self, arr: np.ndarray, mask_shape: Sequence[int]) -> np.ndarray:
+        """``arr`` resized to ``mask_shape`` with :attr:`resize` (counted in :attr:`resized`)."""
+        import cv2
+
+        size = (int(arr.shape[1]), int(arr.shape[0]))
+        self.resized[size] = self.resized.get(size, 0) + 1
+        flag = getattr(cv2, MAP_RESIZE[self.resize])
+        dsize = (int(mask_shape[1]), int(mask_shape[0]))
+        if arr.dtype == np.uint8:
+            return cv2.resize(arr, dsize, interpolation=flag)
+        return np.clip(cv2.resize(arr.astype(np.float64), dsize, interpolation=flag), 0.0, 1.0)
+
+    def resize_note(self) -> str | None:
+        """What was resized and how, for the report's notes (None when no map was resized)."""
+        if not self.resized:
+            return None
+        sizes = ", ".join(f"{n} from {w}x{h}" for (w, h), n in sorted(self.resized.items()))
+        return (f"--maps {self.name}: {sum(self.resized.values())} maps resized to their masks' size ({sizes} px) "
+                f"with OpenCV cv2.resize {MAP_RESIZE[self.resize]} (--maps-resize {self.resize}); the metrics are "
+                "computed at the masks' resolution")

@@ -4,6 +4,12 @@ Maps are computed once and kept in a :class:`evaluation.cache.MapCache` (keyed b
 settings, weights and the photo's bytes) the moment they are computed, so an interrupted run loses
 nothing already computed: the same command resumes where it stopped. Results go to the report in
 memory (:class:`MethodResult`), including the maps of the images the report shows.
+
+Where the maps are computed is a :class:`Backend`: this process (:class:`InProcess`), N spawned
+processes (:class:`ProcessPool`, the runner's ``--workers N``) or a Dask cluster
+(:class:`evaluation.cluster.DaskCluster`, ``--scheduler``). All three run the one task function
+:func:`compute_map` through one submission loop, and this process writes every returned map into
+the cache as it arrives.
 """
 
 from __future__ import annotations
@@ -198,8 +204,8 @@ class Backend:
 
     def close(self) -> None:
         """Stop the executor (and what it started)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:  # the tasks not started are dropped; running ones end (one photo each)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
     def __enter__(self) -> "Backend":
@@ -333,6 +339,7 @@ def evaluate_detector(
     backend: Backend | None = None,
     progress: Callable[..., Iterator] | None = None,
     keep: Collection[str] = (),
+    profiles: Sequence[str] = ("paper",),
 ) -> MethodResult:
     """Compute (or take from the cache) the map of every sample and score them.
 
@@ -353,6 +360,8 @@ def evaluate_detector(
         ``tqdm``-like wrapper for progress display.
     keep : collection of str
         Stems whose maps are kept in the result (the report's map grid).
+    profiles : sequence of str
+        Metric profiles to compute (:data:`evaluation.metrics.PROFILES`; ``paper`` always).
     """
     masks = {s.stem: s.mask() for s in samples}
     todo = [s for s in samples if not cache.has(s)]
@@ -363,7 +372,7 @@ def evaluate_detector(
         for s, levels, seconds in wrap(results, total=len(todo), desc=desc, unit="img"):
             cache.store(s, levels, seconds)
 
-    acc = MetricsAccumulator()
+    acc = MetricsAccumulator(profiles)
     times = cache.seconds()
     seconds: dict[str, float] = {}
     kept: dict[str, np.ndarray] = {}
@@ -391,13 +400,14 @@ def evaluate_maps(
     *,
     progress: Callable[..., Iterator] | None = None,
     keep: Collection[str] = (),
+    profiles: Sequence[str] = ("paper",),
 ) -> MethodResult:
-    """Score precomputed maps (only masks are needed, not photos); ``keep`` as in :func:`evaluate_detector`."""
+    """Score precomputed maps (masks needed, not photos); ``keep``, ``profiles``: see :func:`evaluate_detector`."""
     if not samples:
         raise DatasetError(f"{maps.folder}: no map file matches an image of the split "
                            "(maps are matched to images by file stem)")
     wrap = progress or (lambda it, **kw: it)
-    acc = MetricsAccumulator()
+    acc = MetricsAccumulator(profiles)
     kept: dict[str, np.ndarray] = {}
     for s in wrap(samples, total=len(samples), desc=maps.name, unit="img"):
         mask = s.mask()

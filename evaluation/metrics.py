@@ -48,6 +48,16 @@ AP mean.
 
 Only two 256-bin histograms per image are kept (positives and negatives per level), so the whole
 benchmark at full resolution needs a few megabytes.
+
+Metric profiles (:data:`PROFILES`; the runner's ``--metrics paper,sod,dbd``): the paper's metrics
+(``paper``, always computed) and, on request, the conventions of two other fields, each named
+after its source, with its positive class, normalisation, binarisation and resizing stated in
+its :class:`MetricProfile`: ``sod`` (what PySODMetrics computes for salient-object detection)
+and ``dbd`` (what defocus-blur-detection repositories report). Their arithmetic is in
+:mod:`evaluation.profiles`; every profile scores the 8-bit map (:func:`quantize`) against the
+suite's binary mask with **blur as the positive class**, so numbers published on
+"in focus = positive" (the DBD datasets' white = in focus masks) differ (which ones: each
+profile's ``positive``).
 """
 
 from __future__ import annotations
@@ -57,17 +67,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .profiles import SODAccumulator, dbd_fixed_threshold, dbd_kit_fmax
+
 __all__ = [
     "BETA2_SALIENCY",
     "ImageCounts",
+    "MetricProfile",
     "MetricsAccumulator",
     "PAPER_METRICS",
+    "PROFILES",
+    "PROFILE_FIELDS",
     "SCALAR_FIELDS",
     "SECONDARY_METRICS",
     "N_LEVELS",
     "Scores",
     "f_measure",
     "image_counts",
+    "parse_profiles",
     "quantize",
 ]
 
@@ -173,10 +189,12 @@ class Scores:
     precision_image_mean: np.ndarray = field(repr=False, default=None)
     recall_image_mean: np.ndarray = field(repr=False, default=None)
     per_image: list[dict] = field(repr=False, default_factory=list)
+    #: The columns of the extra metric profiles computed (:data:`PROFILE_FIELDS`), by name.
+    profile_values: dict[str, float] = field(default_factory=dict)
 
     def as_row(self) -> dict:
-        """The scalar fields (:data:`SCALAR_FIELDS`), for a CSV row."""
-        return {k: getattr(self, k) for k in SCALAR_FIELDS}
+        """The scalar fields (:data:`SCALAR_FIELDS`) and the profile columns computed, for a CSV row."""
+        return {**{k: getattr(self, k) for k in SCALAR_FIELDS}, **self.profile_values}
 
 
 #: The paper's metrics, in the order of its tables.
@@ -193,6 +211,117 @@ SECONDARY_METRICS = {
 SCALAR_FIELDS = ("n_images", *PAPER_METRICS, "ods_threshold", *SECONDARY_METRICS)
 
 
+@dataclass(frozen=True)
+class MetricProfile:
+    """One field's metric conventions: where they come from and how a map and mask are read.
+
+    Attributes
+    ----------
+    name : str
+        The name given to ``--metrics`` (after its source).
+    title : str
+        A heading for the report.
+    source : str
+        The code or paper whose numbers the profile reproduces.
+    positive, normalisation, binarisation, resizing : str
+        How the profile reads a map and a mask (one sentence each).
+    metrics : dict
+        Column of ``metrics.csv`` -> its label in the report, in the report's order.
+    """
+
+    name: str
+    title: str
+    source: str
+    positive: str
+    normalisation: str
+    binarisation: str
+    resizing: str
+    metrics: dict
+
+    def description(self) -> str:
+        """The profile's conventions as one paragraph (report captions)."""
+        return (f"Source: {self.source}. Positive class: {self.positive} Normalisation: {self.normalisation} "
+                f"Binarisation: {self.binarisation} Resizing: {self.resizing}")
+
+
+def _blur_positive(changed: str, unchanged: str) -> str:
+    """A profile's positive class: blur, and what scoring in focus as positive would change."""
+    return ("blurred (the suite's convention: masks read True = blurred, maps 255 = blurred). The DBD datasets' "
+            "masks are white = in focus and that field usually scores in focus as positive, i.e. map and mask both "
+            f"inverted: that changes the {changed} and leaves {unchanged} unchanged.")
+
+
+_MASK = "masks as the suite reads them (level >= 128 of 255 is white, then inverted for white = in focus datasets)"
+_RESIZE = ("none: maps are scored at the mask's (native) resolution; maps of another size are refused unless "
+           "--maps-resize resizes them to the mask's size (stated in the report's notes).")
+
+#: The metric profiles, by ``--metrics`` name: the paper's (always computed) and two other fields'.
+PROFILES = {
+    "paper": MetricProfile(
+        name="paper", title="the paper's metrics",
+        source="Ma et al. 2018 (IEEE TIP), Tables III-V; the conventions that reproduce its HiFST rows",
+        positive="blurred (the paper's convention).",
+        normalisation="none: the 8-bit map as stored (levels round(255 x score)).",
+        binarisation=f"{_MASK}; the map at every level t = 0..255 (level >= t).",
+        resizing=_RESIZE,
+        metrics={"ods": "ODS", "ois": "OIS", "ap": "AP"}),
+    "sod": MetricProfile(
+        name="sod", title="salient-object conventions (PySODMetrics)",
+        source="PySODMetrics 1.6.2 (Fmeasure, MAE, Smeasure, Emeasure, WeightedFmeasure), reproduced operation for "
+               "operation and checked against the package (tox -e sod-crosscheck)",
+        positive=_blur_positive("F-measures, adaptive E-measure, S-measure and weighted F",
+                                "the MAE and the max and mean E-measure"),
+        normalisation="per image min-max, as MATLAB's mapminmax: (l / 255 - min) / (max - min), unchanged when "
+                      "the map is constant.",
+        binarisation=f"{_MASK}, where PySODMetrics takes > 128 (the same for 0/255 masks); for max and mean F "
+                     "and E the normalised map truncated to 8 bits, floor(255 x "
+                     "pred) >= t for t = 0..255 (the mean over images per t, then its maximum or its mean over t); "
+                     "adaptive: pred >= min(2 x mean(pred), 1); F with beta^2 = 0.3, 0 when TP = 0; S-measure "
+                     "alpha = 0.5; weighted F beta^2 = 1, 0 for a mask with no blurred pixel.",
+        resizing=_RESIZE,
+        metrics={"sod_fbeta_max": "max F(beta^2=0.3)", "sod_fbeta_mean": "mean F(beta^2=0.3)",
+                 "sod_fbeta_adaptive": "adaptive F(beta^2=0.3)", "sod_wfbeta": "weighted F",
+                 "sod_smeasure": "S-measure", "sod_emeasure_max": "max E-measure",
+                 "sod_emeasure_mean": "mean E-measure", "sod_emeasure_adaptive": "adaptive E-measure",
+                 "sod_mae": "MAE (min-max normalised map)"}),
+    "dbd": MetricProfile(
+        name="dbd", title="defocus-blur-detection conventions",
+        source="F and IoU of the map binarised at a fixed threshold, as DBD repositories' test scripts report them "
+               "(the threshold, 0.5, is the suite's choice, stated below); Fmax of the evaluate_dbd "
+               "MATLAB kit of Zhao et al. (github.com/wdzhao123/APL, MLDBD: Fmeasure_calu.m, performCalcu.m), "
+               "reproduced from its source",
+        positive=_blur_positive("F, IoU and Fmax", "the MAE"),
+        normalisation="none for F, IoU and MAE (level / 255); the kit's Fmax divides the map by its maximum "
+                      "(im2double, then s / max(s)).",
+        binarisation=f"{_MASK}, where the kit takes >= 0.1 of full scale (the same for 0/255 masks); "
+                     "F(beta^2 = 0.3) and IoU at score >= 0.5 (level >= 128), per image, 1 when "
+                     "nothing is blurred or predicted, 0 when TP = 0 otherwise; the kit's Fmax: per image the best "
+                     "F(beta^2 = 0.3) over s >= i x 0.00392157, i = 1..255, averaged over the images whose map is "
+                     "not all zero (the kit's totalNum; its handling of masks with no positive pixel is kept).",
+        resizing=_RESIZE + " The kit resizes maps with MATLAB's imresize (bicubic), the identity at native size.",
+        metrics={"dbd_fbeta_at_128": "F(beta^2=0.3) at 0.5", "dbd_iou_at_128": "IoU at 0.5",
+                 "dbd_fmax": "Fmax (evaluate_dbd kit)", "mae": "MAE"}),
+}
+#: The columns of the extra profiles that are not already :data:`SCALAR_FIELDS` (``metrics.csv`` adds them).
+PROFILE_FIELDS = tuple(dict.fromkeys(k for p in PROFILES.values() for k in p.metrics if k not in SCALAR_FIELDS))
+
+
+def parse_profiles(text: str) -> tuple[str, ...]:
+    """``--metrics`` text (comma-separated profile names) -> the profiles, ``paper`` first and always included.
+
+    Raises
+    ------
+    ValueError
+        One line naming the unknown profile and the known ones.
+    """
+    names = [n.strip().lower() for n in str(text).split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown or not names:
+        raise ValueError(f"unknown metric profile {', '.join(map(repr, unknown)) or repr(text)}; "
+                         f"choose from {', '.join(PROFILES)} (comma-separated, e.g. paper,sod,dbd)")
+    return tuple(dict.fromkeys(["paper", *names]))
+
+
 class MetricsAccumulator:
     """Collects per-image histograms and computes :class:`Scores`.
 
@@ -204,10 +333,16 @@ class MetricsAccumulator:
     1.0
     """
 
-    def __init__(self) -> None:
+    def __init__(self, profiles: tuple[str, ...] | list[str] = ("paper",)) -> None:
+        unknown = [p for p in profiles if p not in PROFILES]
+        if unknown:
+            raise ValueError(f"unknown metric profile {unknown[0]!r}; choose from {', '.join(PROFILES)}")
+        self.profiles = tuple(dict.fromkeys(["paper", *profiles]))
         self.stems: list[str] = []
         self._pos: list[np.ndarray] = []
         self._neg: list[np.ndarray] = []
+        #: the ``sod`` profile needs each whole map (S-measure, weighted F): its values are kept per image
+        self._sod = SODAccumulator() if "sod" in self.profiles else None
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -215,10 +350,18 @@ class MetricsAccumulator:
     def add(self, stem: str, score: np.ndarray, blurred: np.ndarray) -> ImageCounts:
         """Add one image: its map in [0, 1] (or uint8 levels) and mask (True = blurred)."""
         counts = image_counts(score, blurred)
-        self.add_counts(stem, counts)
+        if self._sod is not None:
+            self._sod.add(quantize(score), np.asarray(blurred, dtype=bool))
+        self._append(stem, counts)
         return counts
 
     def add_counts(self, stem: str, counts: ImageCounts) -> None:
+        """Add one image by its histograms (not with the ``sod`` profile, which needs the map: use :meth:`add`)."""
+        if self._sod is not None:
+            raise ValueError("the sod metric profile needs each image's map: add images with add(), not add_counts()")
+        self._append(stem, counts)
+
+    def _append(self, stem: str, counts: ImageCounts) -> None:
         self.stems.append(stem)
         self._pos.append(counts.pos)
         self._neg.append(counts.neg)
@@ -297,4 +440,16 @@ class MetricsAccumulator:
             per_image=per_image,
             precision_image_mean=p_img_mean,
             recall_image_mean=r_img_mean,
+            profile_values=self._profile_values(),
         )
+
+    def _profile_values(self) -> dict[str, float]:
+        """The columns of the extra profiles chosen (the ``dbd`` ones from the histograms, ``mae`` shared)."""
+        values: dict[str, float] = {}
+        if self._sod is not None:
+            values.update(self._sod.scores())
+        if "dbd" in self.profiles:
+            pos, neg = np.stack(self._pos), np.stack(self._neg)
+            values.update(dbd_fixed_threshold(pos, neg))
+            values["dbd_fmax"] = dbd_kit_fmax(pos, neg)
+        return {k: v for k, v in values.items() if k in PROFILE_FIELDS}

@@ -5,7 +5,8 @@ Files written into the output folder:
 ``metrics.csv``
     one row per (dataset, split, method): ``method, split, n_images, ods, ois, ap`` then the
     secondary metrics, timing, what a learned method was trained on, the paper table compared to,
-    the run's notes and the id of the run that wrote it.
+    the run's notes, the id of the run that wrote it and the columns of the extra metric profiles
+    (:data:`evaluation.metrics.PROFILES`, ``--metrics``; empty where not computed).
 ``per_image.csv``
     per image: best F (OIS term), its threshold, F at the ODS threshold, MAE, seconds.
 ``pr_curves.csv``
@@ -30,7 +31,7 @@ Tables: the paper's Table III or V (ours, the paper's and the difference) when t
 ``paper_table`` (CUHK, split D_e or D_o), a plain results table otherwise; Tables II and IV (the
 DBM configurations and variants, mapped to the paper's rows by :data:`evaluation.paper.TABLE_II_ROWS`
 and :data:`evaluation.paper.TABLE_IV_ROWS`) when such rows are present, with the paper's numbers on
-CUHK D_e; the secondary conventions; timings.
+CUHK D_e; the secondary conventions; one table per extra metric profile computed; timings.
 
 Writing into an existing output folder
 --------------------------------------
@@ -65,7 +66,7 @@ from dbm.fileio import atomic_write_bytes
 
 from .engine import MethodResult
 from .html import Bullets, Code, Column, Facts, Figure, Heading, Para, Table, render_html, slug
-from .metrics import N_LEVELS, PAPER_METRICS, SCALAR_FIELDS, SECONDARY_METRICS
+from .metrics import N_LEVELS, PAPER_METRICS, PROFILE_FIELDS, PROFILES, SCALAR_FIELDS, SECONDARY_METRICS
 from .machine import machine
 from .plotting import DPI, RC, png_bytes, pyplot
 from .paper import ABLATION_PAPER_TABLE, ABLATION_TABLES, PAPER_TABLES, TABLE_VI, TABLE_VI_SIZE
@@ -74,9 +75,9 @@ from .registry import METHODS
 __all__ = ["METRIC_FIELDS", "paper_row_for", "ablation_row_for", "write_outputs", "markdown_table",
            "method_styles", "grid_stems", "render_markdown"]
 
-#: Columns of ``metrics.csv``.
+#: Columns of ``metrics.csv`` (the extra metric profiles' last, empty where a run did not compute them).
 METRIC_FIELDS = ("dataset", "split", "method", *SCALAR_FIELDS, "sec_per_image", "trained_on", "source",
-                 "paper_table", "notes", "run")
+                 "paper_table", "notes", "run", *PROFILE_FIELDS)
 #: Columns of ``per_image.csv``.
 PER_IMAGE_FIELDS = ("dataset", "split", "method", "stem", "n_pixels", "blurred_fraction", "f_best",
                     "best_threshold", "f_at_ods", "mae", "seconds")
@@ -294,6 +295,22 @@ def _secondary_table(rows: Sequence[dict]) -> Table:
                  "definitions). Adaptive F: for each image, the class (blurred or sharp) that covers less of its "
                  "ground truth, at twice that class's mean score.",
                  strong={i for i, r in enumerate(rows) if _is_dbm(r["method"])})
+
+
+def _profile_blocks(rows: Sequence[dict], anchor: str) -> list:
+    """A heading and table per extra metric profile (:data:`evaluation.metrics.PROFILES`) that some row computed."""
+    blocks: list = []
+    for name, profile in PROFILES.items():
+        own = [k for k in profile.metrics if k in PROFILE_FIELDS]
+        members = [r for r in rows if any(str(r.get(k, "")) != "" for k in own)]
+        if name == "paper" or not members:
+            continue
+        cols = [Column("Method", align="l")] + [Column(label) for label in profile.metrics.values()]
+        body = [[r["method"]] + [_fmt(r.get(k)) for k in profile.metrics] for r in members]
+        blocks += [Heading(f"Metric profile {name}: {profile.title}", 3, f"{anchor}-profile-{name}"),
+                   Table(cols, body, "Not the paper's metrics. " + profile.description(),
+                         strong={i for i, r in enumerate(members) if _is_dbm(r["method"])})]
+    return blocks
 
 
 def _paper_seconds(row: str | None) -> str:
@@ -733,6 +750,11 @@ METRIC_DEFINITIONS = [
     "ground truth (blurred when at most half the image is blurred, else sharp, scored by 1 - map), at twice "
     "that class's mean score, the salient-object rule, which assumes the scored class is a minority; MAE "
     "between the map and the binary mask.",
+    "Other fields' metric profiles (python -m evaluation.run --metrics paper,"
+    + ",".join(n for n in PROFILES if n != "paper") + "): "
+    + "; ".join(f"{n}, {p.title}" for n, p in PROFILES.items() if n != "paper")
+    + ". Each computed profile has its own section stating its source, positive class (blur, as everywhere in "
+    "this report), normalisation, binarisation and resizing.",
 ]
 
 
@@ -778,6 +800,7 @@ def _group_blocks(group: tuple[str, str], rows: list[dict], per_image: list[dict
         blocks.append(_comparison_table(members, tvalues if with_paper else None,
                                         lambda name, t=tid: ablation_row_for(t, name), caption))
     blocks += [Heading("Secondary conventions", 3, f"{anchor}-secondary"), _secondary_table(rows)]
+    blocks += _profile_blocks(rows, anchor)
     blocks += [Heading("Timings", 3, f"{anchor}-timings"),
                _timing_table(rows, [p for p in per_image if (p["dataset"], p["split"]) == group])]
     pngs: dict[str, bytes] = {}

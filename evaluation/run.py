@@ -44,8 +44,9 @@ from dbm.fileio import atomic_write_bytes
 from .cache import MapCache, file_digest, samples_digest
 from .cluster import SCHEDULER_HELP
 from .cli import RESULTS_OUT, CLIError, OneLineParser, add_common_options, apply_threads, positive_int, report
-from .datasets import Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
+from .datasets import MAP_RESIZE, Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
 from .engine import Backend, InProcess, LazyPairs, MethodResult, ProcessPool, evaluate_detector, evaluate_maps
+from .metrics import PROFILES, parse_profiles
 from .paper import TABLE_OF_SPLIT
 from .registry import METHODS, UnknownMethodError, build, load_class, resolve_methods
 from .settings import check_selected, parse_set_options, result_label
@@ -53,6 +54,14 @@ from .settings import check_selected, parse_set_options, result_label
 __all__ = ["main", "build_parser"]
 
 DEMO_LABEL = "synthetic demo"
+
+
+def _metric_profiles(text: str) -> tuple[str, ...]:
+    """argparse type of ``--metrics``: :func:`evaluation.metrics.parse_profiles`, its error as argparse's."""
+    try:
+        return parse_profiles(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", type=Path, help="dataset learned methods train on (default: --data)")
     p.add_argument("--maps", action="append", default=[], metavar="NAME=DIR[:sharp]",
                    help="evaluate precomputed maps in DIR as method NAME (repeatable)")
+    p.add_argument("--maps-resize", choices=list(MAP_RESIZE), default=None,
+                   help="resize --maps maps whose size differs from their mask's to the mask's size with this "
+                   "OpenCV interpolation (default: such a map is an error); the report's notes say so")
+    p.add_argument("--metrics", type=_metric_profiles, default=("paper",), metavar="PROFILES",
+                   help="metric profiles, comma-separated: " + "; ".join(f"{n}: {v.title}" for n, v in PROFILES.items())
+                   + " (default: paper, always included; extra profiles add columns to metrics.csv and a report "
+                   "section each)")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="weight file for a learned method, e.g. dbm=runs/odd/final.pt (repeatable); "
                    "the DBM configurations and variants (not in all) need one")
@@ -264,7 +280,7 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
         name, folder, sharp = parse_maps_option(text)
         if name in METHODS:
             raise DatasetError(f"--maps {text!r}: {name!r} is a registered method; give the maps another name")
-        maps[name] = ExternalMaps(name, folder, high_is_sharp=sharp)
+        maps[name] = ExternalMaps(name, folder, high_is_sharp=sharp, resize=args.maps_resize)
     methods = resolve_methods(args.methods, extra=list(maps))
     weights = _parse_weights(args.weights)
     settings = parse_set_options(args.set)
@@ -324,7 +340,9 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
     for name in methods:
         if name in maps:
             subset = [s for s in samples if s.stem in maps[name].files]
-            results.append(evaluate_maps(maps[name], subset, progress=progress, keep=grid))
+            results.append(evaluate_maps(maps[name], subset, progress=progress, keep=grid, profiles=args.metrics))
+            if maps[name].resize_note():
+                notes.append(maps[name].resize_note())
             continue
         weight_file = weights.get(name)
         shipped = getattr(load_class(name), "shipped", ())
@@ -347,7 +365,8 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
         cache = MapCache.for_method(cache_root, name, f"{detector.cache_key()}{suffix}")
         shown_as = result_label(name, settings.get(name))
         where = InProcess() if METHODS[name].needs_torch else backend  # the torch methods run here, on --device
-        result = evaluate_detector(shown_as, detector, samples, cache, backend=where, progress=progress, keep=grid)
+        result = evaluate_detector(shown_as, detector, samples, cache, backend=where, progress=progress, keep=grid,
+                                   profiles=args.metrics)
         results.append(result)
         if args.save_maps:
             dest = out / "maps" / shown_as

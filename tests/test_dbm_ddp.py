@@ -1,0 +1,132 @@
+"""DBM training on several processes (torchrun, DistributedDataParallel, gloo on the CPU).
+
+Two processes with half the global batch each train as one process with the whole batch: the same
+losses and weights, up to the order of floating-point sums; an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import REPO  # noqa: E402
+from dbm.model import build_model, load_weights  # noqa: E402
+from dbm.train import Processes, main, per_process_batch  # noqa: E402
+
+#: Difference allowed between the two runs' update of each tensor (its change over the 4 steps), relative to
+#: that update, beyond the float32 resolution of the weights themselves (EPS32 times their norm). The
+#: gradients are summed in another order (one batch of 4 against two of 2 averaged by all-reduce), which
+#: moves the updates by up to about 1e-5 of themselves here (most for the biases, whose gradients are means of
+#: nearly cancelling per-pixel terms); a wrong split of the batch moves them by 10-100%.
+RTOL = 1e-4
+EPS32 = float(np.finfo(np.float32).eps)
+#: The losses of the global batch agree to 1e-5 of themselves, and the log keeps 5 decimals.
+LOSS_RTOL, LOSS_ATOL = 1e-5, 1e-5
+
+
+@pytest.fixture
+def six_pairs(tmp_path, natural_rgb):
+    """Six small training pairs: the astronaut crop with a different region defocused in each."""
+    root = tmp_path / "data"
+    (root / "image").mkdir(parents=True)
+    (root / "gt").mkdir()
+    blurred = cv2.GaussianBlur(natural_rgb, (0, 0), 3.0)
+    h, w = natural_rgb.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    for i in range(6):
+        angle = np.pi * i / 6
+        mask = (np.cos(angle) * (xx - w / 2) + np.sin(angle) * (yy - h / 2)) > 0
+        img = np.where(mask[..., None], blurred, natural_rgb)
+        cv2.imwrite(str(root / "image" / f"p{i}.png"), np.round(img[..., ::-1] * 255).astype(np.uint8))
+        cv2.imwrite(str(root / "gt" / f"p{i}.png"), mask.astype(np.uint8) * 255)
+    return root
+
+
+def _recipe(data, out, *extra) -> list[str]:
+    """Four steps of a global batch of 4 (crossing epochs of the 6 images), flips on, SGD with momentum 0.9."""
+    return ["--data", str(data), "--out", str(out), "--split", "all", "--config", "II", "--scratch", "--size", "32",
+            "--batch-size", "4", "--iterations", "4", "--lr", "0.0001", "--hflip", "--seed", "3", "--quiet", *extra]
+
+
+def _run(argv: list[str], cwd, processes: int = 1) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    if processes == 1:
+        cmd = [sys.executable, "-m", "dbm.train", *argv, "--threads", "1"]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "dbm.train", *argv]
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def _losses(run) -> list[tuple[int, float]]:
+    with open(run / "loss.csv", newline="") as fh:
+        return [(int(r["iteration"]), float(r["loss"])) for r in csv.DictReader(fh)]
+
+
+def _state(run) -> dict:
+    return torch.load(run / "last.pt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_two_processes_train_as_one_with_the_same_global_batch(six_pairs, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run(_recipe(six_pairs, one), tmp_path)
+    # two processes, two images each; stopped by the time budget after the first step, then resumed
+    text = _run(_recipe(six_pairs, two, "--max-minutes", "1e-9"), tmp_path, processes=2)
+    assert "reached at iteration 1" in text
+    assert [i for i, _ in _losses(two)] == [1]
+    _run(_recipe(six_pairs, two, "--resume"), tmp_path, processes=2)
+
+    ref, got = _losses(one), _losses(two)
+    assert [i for i, _ in got] == [1, 2, 3, 4] == [i for i, _ in ref]
+    np.testing.assert_allclose([v for _, v in got], [v for _, v in ref], rtol=LOSS_RTOL, atol=LOSS_ATOL)
+
+    start = build_model("II", pretrained=False, seed=3).state_dict()
+    a, b = _state(one), _state(two)
+    assert list(a) == list(b)
+    for name in a:
+        resolution = EPS32 * float(a[name].double().norm())  # float32 weights cannot agree more closely
+        moved = float((a[name] - start[name]).double().norm())
+        assert moved > 100 * resolution, name  # the steps changed every tensor, far beyond that
+        assert float((b[name] - a[name]).double().norm()) <= RTOL * moved + resolution, name
+    _, meta = load_weights(two / "final.pt")
+    assert meta["processes"] == 2 and meta["iterations"] == 4
+
+
+def test_the_global_batch_must_divide_among_the_processes():
+    assert per_process_batch(6, 3) == 2
+    with pytest.raises(SystemExit, match=r"--batch-size 3 \(the global batch\) is not divisible by the 2 processes; "
+                                         r"start 1 or 3 processes"):
+        per_process_batch(3, 2)
+
+
+def test_torchrun_variables_are_read():
+    assert Processes.from_env({}) == Processes(1, 0, 0)
+    assert Processes.from_env({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0"}) == Processes(4, 2, 0)
+    with pytest.raises(SystemExit, match="inconsistent"):
+        Processes.from_env({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0"})
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-size", "3"], "not divisible by the 2 processes"),
+    (["--batch-size", "2", "--freeze-stages", "1", "--cache-features", "feats.npy"], "--cache-features trains in one process"),
+])
+def test_refusals_under_torchrun_are_one_line_before_any_work(extra, message, six_pairs, tmp_path, monkeypatch, capsys):
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "run"
+    assert main(["--data", str(six_pairs), "--out", str(out), "--split", "all", "--scratch", "--quiet", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not out.exists()
