@@ -484,7 +484,7 @@ def _find_layout(root: Path, spec: DatasetSpec | None) -> tuple[DatasetSpec, Pat
                 parts = _match_layout(base, layout)
                 if parts:
                     named = base != root or root.resolve().name.lower() in own
-                    hits.append((named, candidate, base, parts))
+                    hits.append((named, candidate, base, parts, layout))
                     break
             else:
                 continue
@@ -498,13 +498,37 @@ def _find_layout(root: Path, spec: DatasetSpec | None) -> tuple[DatasetSpec, Pat
         known = "; ".join(f"{s.name}: {_describe_layout(s.layouts[0])}" for s in DATASETS.values())
         raise DatasetError(f"{root}: no gt/ folder of masks nor another known layout ({known}); "
                            f"pass --dataset NAME or describe the folders in {root / MANIFEST_NAME} (see the README)")
+    if spec is None:
+        # A layout of common folder names only (train/, test/, image/, gt/, source/) says nothing about what
+        # a white mask pixel means: a white = in focus dataset is never inferred from one alone.
+        unsure = [h for h in hits if not h[0] and h[1].polarity != "blur" and _generic(h[4])]
+        hits = [h for h in hits if h not in unsure]
+        def photos(found):
+            return any(img for h in found for img, _ in h[3].values())
+
+        if photos(unsure) and not photos(hits):
+            names = "|".join(dict.fromkeys(h[1].name for h in unsure))
+            raise DatasetError(f"{root}: laid out as {_describe_layout(unsure[0][4])}, which datasets of both mask "
+                               f"polarities use; say which it is: --dataset {names} (white = in focus), or write "
+                               f"{root / MANIFEST_NAME} with its polarity (see the README)")
     named = [h for h in hits if h[0]]
     if len({h[2] for h in named}) > 1:
         raise DatasetError(f"{root}: holds several datasets ({', '.join(h[2].name for h in named)}); "
                            "pass the folder of one as --data")
     # a dataset named by its folder first, then one whose photo folders were found, then table order
-    _, chosen, base, parts = min(hits, key=lambda h: (not h[0], not any(img for img, _ in h[3].values())))
+    _, chosen, base, parts, _ = min(hits, key=lambda h: (not h[0], not any(img for img, _ in h[3].values())))
     return chosen, base, parts
+
+
+#: Folder names that many datasets use, so a layout made of them alone does not identify one.
+_GENERIC_FOLDERS = frozenset({"train", "test", "image", "images", "gt", "source", "masks"})
+
+
+def _generic(layout: Mapping[str, tuple[str, str]]) -> bool:
+    """Whether every folder of ``layout`` has a name of :data:`_GENERIC_FOLDERS`."""
+    return all(alt.strip().lower() in _GENERIC_FOLDERS
+               for folders in layout.values() for pattern in folders for part in Path(pattern).parts
+               for alt in part.split("|"))
 
 
 # --- The polarity guard ------------------------------------------------------------------------------------
@@ -532,7 +556,7 @@ def sharpness_ratio(rgb: np.ndarray, blurred: np.ndarray) -> float | None:
     -------
     float or None
         Mean absolute Laplacian of the grey photo inside the mask divided by the same outside it:
-        well below 1 for a correct mask (0.28 is the median over the 1,000 CUHK photos), above 1
+        well below 1 for a correct mask (CUHK's median: the README's "Polarity guard"), above 1
         for an inverted one. None when either region has less than :data:`POLARITY_MIN_FRACTION`
         of the pixels.
     """
@@ -639,7 +663,7 @@ class Dataset:
         if not root.is_dir():
             raise DatasetError(
                 f"{root}: dataset folder not found; download CUHK with "
-                "`python -m evaluation.download cuhk --to DIR` or omit --data for the synthetic demo"
+                "`python -m evaluation.download cuhk --out DIR` or omit --data for the synthetic demo"
             )
         if dataset is not None:
             spec, self.declared_by = _spec_named(dataset, "--dataset"), "--dataset"
@@ -719,6 +743,13 @@ class Dataset:
         name = canonical_split(split)
         if name in self.parts:
             return self.parts[name]
+        if name in _BY_STEM_NUMBER and set(self.parts) - {"all"}:
+            # the paper's halves are CUHK's, by the number in the file name; a dataset distributed in
+            # parts has its own training and test photos, which odd/even would mix
+            raise DatasetError(
+                f"{self.root}: dataset {self.spec.name} comes in parts ({', '.join(self.parts)}); --split {name} "
+                f"(the paper's CUHK half) would mix them: use --split {' or '.join(self.parts)}"
+            )
         if not self.has_split(name):
             raise DatasetError(
                 f"{self.root}: dataset {self.spec.name} has no {name} split here (found: {', '.join(self.parts)}); "

@@ -152,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         args = p.parse_args(argv)
         if args.images < 1:
             p.error(f"--images {args.images}: must be at least 1")
-        if args.size is not None and not 32 <= args.size <= 4096:
-            p.error(f"--size {args.size}: use 32 to 4096 pixels (default: from the weights)")
+        from .detector import MAX_SIZE, MIN_SIZE
+
+        if args.size is not None and not MIN_SIZE <= args.size <= MAX_SIZE:
+            p.error(f"--size {args.size}: use {MIN_SIZE} to {MAX_SIZE} pixels (default: from the weights)")
         apply_threads(args.threads)
         calibrate(args.weights, args.data, images=args.images, size=args.size, split=args.split, seed=args.seed,
                   out=args.out, overwrite=args.overwrite, device=args.device)

@@ -102,7 +102,8 @@ def build_parser() -> OneLineParser:
                                   "10,000 iterations, float32 (--amp off; the paper used Caffe in fp32).",
                       formatter_class=DefaultsHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folder(s) in the CUHK layout (image/, gt/)")
+    g.add_argument("--data", type=Path, nargs="+", required=True, help="dataset folder(s): CUHK's layout (image/, gt/) or another of "
+                   "the README's table (masks read as blur = positive whatever their polarity)")
     g.add_argument("--split", default="odd",
                    help="images to train on: odd (D_o, the training half of the paper's Table III; the default), "
                         "even (D_e, Table V), all, or a list file")
@@ -604,6 +605,13 @@ def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
     if args.resume and ckpt_path.is_file():  # checked before the images are loaded: a refusal costs nothing
         ck = _load_checkpoint(ckpt_path, device)
         _check_resume(ck, args, ckpt_path)
+    if procs.distributed:  # every process must resume from the same iteration (the same last.pt)
+        seen = -1.0 if ck is None else float(ck["iteration"])
+        total, squares = _sum_over_processes([seen, seen * seen], procs, device)
+        if squares * procs.world != total * total:  # not all equal
+            raise SystemExit(f"--out {args.out}: the {procs.world} processes do not see the same {ckpt_path.name} "
+                             "(this one: " + ("none" if ck is None else f"iteration {int(seen)}") + "); give them "
+                             "an --out on a file system they share, or copy last.pt to each machine's --out")
     _barrier(procs)  # every process has seen the folder as it was before rank 0 writes into it
     imgs, masks, names = _load_arrays(args.data, args.split, args.size)
     if not imgs:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import Executor
+from concurrent.futures import CancelledError, Executor
 
 from baselines.interface import InputError
 
@@ -131,13 +131,30 @@ class DaskCluster(Backend):
                 raise InputError(f"--scheduler {self.target}: cannot reach the scheduler ({' '.join(str(exc).split())}); "
                                  "start one with `dask scheduler` (and workers with `dask worker ADDRESS`) or "
                                  "check the address") from None
-        self.slots = max(1, sum(self.client.nthreads().values()))
+        try:  # a cluster that scales up (dask-jobqueue, adaptive) may have no worker yet
+            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler {self.target}: no worker joined within {CONNECT_TIMEOUT_S} s "
+                             f"({' '.join(str(exc).split())}); start workers with `dask worker ADDRESS`") from None
         return self.client.get_executor(pure=False, retries=TASK_RETRIES)
+
+    @property
+    def window(self) -> int:
+        """Tasks kept submitted: twice the worker threads the cluster has now (workers may join later)."""
+        if self.client is not None:
+            try:
+                self.slots = max(1, sum(self.client.nthreads().values()))
+            except (OSError, TimeoutError):  # the scheduler is gone: the running tasks will say so
+                pass
+        return 2 * max(1, self.slots)
 
     def failure(self, exc: BaseException) -> BaseException:
         distributed = _distributed()
         if isinstance(exc, distributed.KilledWorker):
             return OSError(f"Dask gave up on a task whose workers kept dying ({' '.join(str(exc).split())}); the maps "
+                           "computed so far are cached: run the same command again to resume")
+        if isinstance(exc, CancelledError):  # the scheduler or the connection to it was lost
+            return OSError("the Dask scheduler cancelled the run (connection lost or scheduler stopped); the maps "
                            "computed so far are cached: run the same command again to resume")
         if isinstance(exc, ModuleNotFoundError):
             return OSError(f"a Dask worker cannot import {exc.name!r}: install the suite (same version) on every "

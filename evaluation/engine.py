@@ -317,7 +317,7 @@ def _computed(detector: Detector, todo: Sequence[Sample], masks: dict[str, np.nd
                 s = pending.pop(future)
                 try:
                     stem, levels, seconds = future.result()
-                except Exception as exc:
+                except Exception as exc:  # a failed or cancelled task (CancelledError is an Exception)
                     error = backend.failure(exc)
                     if error is exc:
                         raise

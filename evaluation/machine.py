@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from baselines.interface import THREADS_ENV
+
 __all__ = ["machine"]
 
 #: The vector units that decide the speed of the suite's numeric kernels (``/proc/cpuinfo`` flag,
@@ -52,9 +54,9 @@ def _cpu() -> tuple[str, str, str]:
     except (AttributeError, OSError):
         usable = threads
     thread_text = f"{threads}" + (f" ({usable} available to the run)" if usable != threads else "")
-    limit = os.environ.get("BLURMAP_THREADS")
+    limit = os.environ.get(THREADS_ENV)
     if limit:
-        thread_text += f", BLURMAP_THREADS={limit}"
+        thread_text += f", {THREADS_ENV}={limit}"
     model = (model or "unknown") + (f" ({', '.join(vector)})" if vector else "")
     return model, str(len(cores)) if cores else "unknown", thread_text
 

@@ -641,6 +641,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--out: required, the folder the maps go to (e.g. --out maps/); see blur-map --help")
         if not args.photos:
             raise InputError("no photos given: name photos, folders or glob patterns; see blur-map --help")
+        if args.png and args.no_png:
+            raise InputError("--png and --no-png: choose one (the PNG map is written unless --no-png)")
         if not _outputs_asked(args):
             raise InputError("--no-png: nothing left to write; add --npy, --mask T|otsu or --overlay")
         from dbm.detector import MAX_SIZE, MIN_SIZE

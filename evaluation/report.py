@@ -655,8 +655,8 @@ def _digest_of_files(entries: Iterable[tuple[str, Path]]) -> str:
 
 
 def provenance(*, run_id: str, dataset: str, split: str, samples: Sequence, methods: Sequence[str],
-               command: str | Sequence[str] | None, dataset_path: Path | None) -> dict:
-    """One row of ``runs.csv``: how this run was made."""
+               command: str | Sequence[str] | None, dataset_path: Path | None, device: str | None = None) -> dict:
+    """One row of ``runs.csv``: how this run was made (``device``: where torch ran, for its GPU's name)."""
     if command is not None and not isinstance(command, str):
         command = " ".join(shlex.quote(str(a)) for a in command)
     masks = [(s.stem, s.mask_path) for s in samples if getattr(s, "mask_path", None) is not None]
@@ -678,7 +678,7 @@ def provenance(*, run_id: str, dataset: str, split: str, samples: Sequence, meth
         "masks_sha256": mask_digest,
         "photos_sha256": photo_digest,
         "methods": ", ".join(methods),
-        **machine(),
+        **machine(device),
     }
 
 
@@ -894,6 +894,7 @@ def write_outputs(
     notes: Sequence[str] = (),
     command: str | Sequence[str] | None = None,
     dataset_path: Path | None = None,
+    device: str | None = None,
 ) -> str:
     """Merge this run's results into ``out`` and rebuild the reports; return this run's markdown table.
 
@@ -917,6 +918,8 @@ def write_outputs(
         The command line of the run, for "How this was made".
     dataset_path : Path, optional
         The dataset folder (its path and the checksums of its masks and photos are recorded).
+    device : str, optional
+        The torch device the run's torch methods used (a CUDA device's GPU is recorded).
     """
     from filelock import FileLock
 
@@ -940,7 +943,7 @@ def write_outputs(
                     "precision": r.scores.precision[t], "recall": r.scores.recall[t], "f_mean": f_mean[t]}
                    for t in range(len(r.scores.precision))]
     run_row = provenance(run_id=run_id, dataset=dataset, split=split, samples=samples,
-                         methods=[r.name for r in results], command=command, dataset_path=dataset_path)
+                         methods=[r.name for r in results], command=command, dataset_path=dataset_path, device=device)
     group = (dataset, split)
     n = max((r.scores.n_images for r in results), default=0)
     grid_title = f"Blur maps (white = blurred), {dataset}, split {split}, {n} images"

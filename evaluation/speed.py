@@ -50,7 +50,7 @@ def measured_seconds(path: Path | None = None) -> tuple[dict[str, tuple[float, f
     dict
         Method -> (mean, standard deviation) in seconds; empty when the file is missing or unreadable.
     str
-        The machine, e.g. ``"Intel Xeon (AVX2, AVX-512), 2 cores, cpu"``; empty with the dict.
+        The machine, e.g. ``"Intel Xeon (AVX2, AVX-512), 2 cores"``; empty with the dict.
     """
     try:
         with open(MEASURED if path is None else path, newline="", encoding="utf-8") as fh:
@@ -172,7 +172,7 @@ def build_parser():
     p.add_argument("--methods", default="all", help="'all' or a comma-separated list")
     p.add_argument("--data", type=Path, help="benchmark folder (default: the synthetic demo)")
     p.add_argument("--images", type=positive_int, default=10, help="number of photos (the paper used 10)")
-    p.add_argument("--repeats", type=positive_int, default=3, help="timed passes over the photos (median reported)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed calls per photo (each photo's median is its time)")
     add_common_options(p, out=RESULTS_OUT, quiet=True, threads=True, device="the torch methods (DBM) run there")
     p.add_argument("--cache", type=Path, default=None, help="demo data and trained states (default: OUT/cache)")
     p.add_argument("--overwrite", action="store_true", help="replace speed.csv and speed.md if --out holds them")

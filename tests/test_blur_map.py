@@ -102,6 +102,8 @@ def test_output_kinds(tmp_path):
     assert sorted(p.name for p in out3.iterdir()) == ["p.png", "p_mask.png"]
     assert _run(photo, "--out", tmp_path / "out4", "--no-png") == 2  # nothing to write: refused before any work
     assert not (tmp_path / "out4").exists()
+    assert _run(photo, "--out", tmp_path / "out5", "--png", "--no-png", "--npy") == 2  # contradictory: refused
+    assert not (tmp_path / "out5").exists()
     otsu = cv2.imread(str(out2 / "p_mask.png"), cv2.IMREAD_UNCHANGED) == 255
     assert otsu[:, :10].mean() > 0.9 and otsu[:, -10:].mean() < 0.1  # the blurred left half
 

@@ -217,6 +217,11 @@ def test_apply_threads_sets_every_library_once(monkeypatch):
         monkeypatch.setenv(name, "7")
     before = (cv2.getNumThreads(), torch.get_num_threads())
     try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn/scipy stacks, not always
+        threadpool_info = list
+    blas_before = {p["prefix"]: p["num_threads"] for p in threadpool_info()}
+    try:
         apply_threads(None)
         assert all(os.environ[n] == "7" for n in THREAD_VARIABLES)
         assert (cv2.getNumThreads(), torch.get_num_threads()) == before
@@ -226,6 +231,10 @@ def test_apply_threads_sets_every_library_once(monkeypatch):
     finally:
         cv2.setNumThreads(before[0])
         torch.set_num_threads(before[1])
+        if blas_before:  # the BLAS threads too, or the rest of the test session runs on one thread
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=blas_before)
 
 
 def test_threads_reaches_a_torch_loaded_later(tmp_path):

@@ -20,6 +20,7 @@ from baselines.datasets import (
     POLARITY_VOTE_RATIO,
     Dataset,
     DatasetError,
+    _generic,
     sharpness_ratio,
 )
 from conftest import REPO
@@ -92,6 +93,15 @@ def test_every_layout_of_the_table_is_read_blur_positive(tmp_path, name, index):
     spec = DATASETS[name]
     folder = tmp_path / (spec.folders[0] if spec.folders else name)
     truth = _build(folder, spec.layouts[index], spec.polarity)
+    if spec.polarity != "blur" and not spec.folders and _generic(spec.layouts[index]):
+        # common folder names alone never make a folder white = in focus: it must say which dataset it is
+        with pytest.raises(DatasetError, match="both mask polarities.*--dataset"):
+            Dataset(folder)
+        (folder / MANIFEST_NAME).write_text(json.dumps({"dataset": name}))
+        ds = Dataset(folder)
+        assert ds.spec.name == name and ds.polarity == spec.polarity
+        _check_read(ds, truth)
+        return
     ds = Dataset(folder)  # found by its layout (and folder name), masks inverted when white = in focus
     assert ds.spec is spec and ds.polarity == spec.polarity and ds.declared_by == "its layout"
     _check_read(ds, truth)
@@ -123,12 +133,17 @@ def test_image_and_gt_stays_cuhk_and_other_names_pick_their_dataset(tmp_path):
     assert Dataset(tmp_path / "mine").spec.name == "cuhk"
     _build(tmp_path / "ebd", layout, "sharp")  # the distribution's own folder name, any letter case
     assert Dataset(tmp_path / "ebd").spec.name == "ebd"
-    _build(tmp_path / "noname", {"all": ("source", "gt")}, "sharp")  # source/ is no CUHK photo folder
-    assert Dataset(tmp_path / "noname").spec.name == "ctcug"
+    _build(tmp_path / "noname", {"all": ("source", "gt")}, "sharp")  # source/ is no CUHK photo folder, but
+    with pytest.raises(DatasetError, match="ctcug"):  # common names say nothing of the polarity: refused
+        Dataset(tmp_path / "noname")
+    assert Dataset(tmp_path / "noname", dataset="ctcug").spec.name == "ctcug"
+    _build(tmp_path / "parts", {"train": ("train/image", "train/gt"), "test": ("test/image", "test/gt")}, "blur")
+    with pytest.raises(DatasetError, match="dut"):  # a white = blurred dataset in parts is never read as DUT
+        Dataset(tmp_path / "parts")
 
 
 def test_train_and_test_folders_may_repeat_names(tmp_path):
-    """CUHK TE-1 and DUT number both parts from 1: each part reads alone; all, odd or even say which to use."""
+    """CUHK TE-1 and DUT number both parts from 1: each part reads alone; all and odd say which to use."""
     root = tmp_path / "te1"
     train = _write_pairs(root / "xtrain" / "source", root / "xtrain" / "gt", ["1", "2", "3"], "sharp", first=0)
     test = _write_pairs(root / "xtest" / "source", root / "xtest" / "gt", ["1", "2"], "sharp", mask_ext=".bmp", first=5)
@@ -137,10 +152,11 @@ def test_train_and_test_folders_may_repeat_names(tmp_path):
     for split, masks in (("train", train), ("test", test)):
         for s in ds.samples(split):
             np.testing.assert_array_equal(s.mask(), masks[s.stem])
-    for split in ("all", "odd"):
-        with pytest.raises(DatasetError, match=r"2 image names occur in both its train and test folders .*"
-                                               r"use --split train or --split test"):
-            ds.samples(split)
+    with pytest.raises(DatasetError, match=r"2 image names occur in both its train and test folders .*"
+                                           r"use --split train or --split test"):
+        ds.samples("all")
+    with pytest.raises(DatasetError, match=r"comes in parts .*would mix them: use --split train or test"):
+        ds.samples("odd")  # the paper's CUHK halves never mix a dataset's own training and test photos
 
 
 def test_missing_split_and_unpaired_files_are_one_line_errors(tmp_path):
