@@ -17,6 +17,14 @@ The authors once distributed MATLAB code from their project page (eecs.harvard.e
 it is not reachable from here and no public copy was found, so this module is written from the
 paper's description alone, without reference outputs. Every choice the description leaves open is
 listed under "Departures / reconstruction choices" in :func:`chakrabarti10`.
+
+On the full benchmark (Table III, all 500 D_e photos; figures in ``reports/table3`` and the
+README): ODS equals the paper's, OIS is 0.025 and AP 0.059 higher. AP depends on the spread of the
+map's values (the paper's AP averages precision over 256 evenly spaced thresholds), and the
+image-averaged PR curve of the maps the paper scored is far from ours (mean recall difference
+0.28): the original maps were scaled differently. OIS does not depend on scaling; the higher OIS
+says our per-image ranking of pixels is better than the original's, for a reason not found (no
+code to compare with).
 """
 
 from __future__ import annotations

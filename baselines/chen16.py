@@ -27,6 +27,9 @@ Departures from the original
 5. A photo where no superpixel holds 10 edge estimates has no information: the map is all 0
    (the original divides by zero there). A superpixel without neighbours (only possible when
    there is a single one) gets degree 1 instead of 0, so the system stays invertible.
+
+On the full benchmark (Table III, all 500 D_e photos; figures in ``reports/table3`` and the
+README): ODS +0.004, OIS +0.004, AP +0.016 against the paper.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ Reference
 ---------
 S. A. Golestaneh and L. J. Karam, "Spatially-Varying Blur Detection Based on Multiscale Fused and
 Sorted Transform Coefficients of Gradient Magnitudes", CVPR 2017, pp. 5800-5809.
+
+On the full benchmark (Table III, all 500 D_e photos; ``reports/table3``): ODS/OIS/AP 0.813 /
+0.851 / 0.716 against the paper's 0.813 / 0.851 / 0.717, the same as the authors' published maps
+through the same metric; Pearson r with those maps: mean 1.00000, worst 0.99985 (motion0108).
 """
 
 from __future__ import annotations
