@@ -336,13 +336,11 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
     from .report import grid_stems, write_outputs
 
     grid = grid_stems(samples)
-    results: list[MethodResult] = []
+    # Every detector is built and checked before any map is computed: a network trained on some of
+    # the tested photos stops the run at once, not after the other methods' maps.
+    detectors = {}
     for name in methods:
         if name in maps:
-            subset = [s for s in samples if s.stem in maps[name].files]
-            results.append(evaluate_maps(maps[name], subset, progress=progress, keep=grid, profiles=args.metrics))
-            if maps[name].resize_note():
-                notes.append(maps[name].resize_note())
             continue
         weight_file = weights.get(name)
         shipped = getattr(load_class(name), "shipped", ())
@@ -357,6 +355,16 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
             raise DatasetError(f"{name}: its weights were trained on {len(seen)} of the {len(samples)} tested photos; "
                                "test on photos it never saw (the paper: train on D_o, test on D_e) or give "
                                f"--weights {name}=FILE trained on other photos")
+        detectors[name] = detector
+    results: list[MethodResult] = []
+    for name in methods:
+        if name in maps:
+            subset = [s for s in samples if s.stem in maps[name].files]
+            results.append(evaluate_maps(maps[name], subset, progress=progress, keep=grid, profiles=args.metrics))
+            if maps[name].resize_note():
+                notes.append(maps[name].resize_note())
+            continue
+        detector = detectors[name]
         suffix = ""
         if detector.trainable and name in weights:  # a saved state: its bytes key the maps
             suffix = f"-state{file_digest(weights[name])}"

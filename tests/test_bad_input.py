@@ -396,9 +396,10 @@ def test_network_trained_on_tested_photos_is_refused(tmp_path, monkeypatch, caps
     monkeypatch.setitem(registry.METHODS, "saw", registry.MethodSpec(f"{__name__}:_SawPhotos", "test"))
     data = _dataset(tmp_path / "d")
     _SawPhotos.digests = frozenset({file_digest(data / "image" / "img0002.png")})
-    assert run.main(["--data", str(data), "--split", "all", "--methods", "saw", "--quiet",
-                     "--out", str(tmp_path / "o")]) == 2
+    assert run.main(["--data", str(data), "--split", "all", "--methods", f"{FAST},saw", "--quiet",
+                     "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 2
     _one_line_error(capsys, "saw: its weights were trained on 1 of the 4 tested photos")
+    assert not (tmp_path / "c" / FAST).exists()  # refused before any method's map was computed
     assert run.main(["--data", str(data), "--split", "odd", "--methods", "saw", "--quiet",
                      "--out", str(tmp_path / "o")]) == 0  # img0001, img0003: never seen
 
