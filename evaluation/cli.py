@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from dbm.cli import CLIError, OneLineParser, add_common_options, apply_threads, positive_int, report
 
-__all__ = ["CLIError", "OUT_HINT", "OneLineParser", "RESULTS_OUT", "add_common_options", "apply_threads", "os_error_message",
+__all__ = ["CLIError", "OUT_HINT", "csv_bytes", "OneLineParser", "RESULTS_OUT", "add_common_options", "apply_threads", "os_error_message",
            "positive_int", "refuse_existing", "report", "run_cli", "write_new_files"]
 
 #: ``--out`` of the commands that write result tables and figures (the runner, ``speed``, ``fig2``):
@@ -64,6 +64,38 @@ def os_error_message(exc: OSError, hint: str = "", *, path: str | Path | None = 
 def _exists(path: str | Path) -> str:
     """The one-line refusal to replace ``path``."""
     return f"{path}: exists; pass --overwrite to replace it, or choose another --out"
+
+
+def csv_bytes(rows: Iterable[Mapping[str, Any]], fields: Sequence[str] | None = None, *,
+              lineterminator: str = "\r\n", extra: str = "raise") -> bytes:
+    """A results CSV file's content: a header, then one line per row (UTF-8).
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        The rows; a field a row lacks is written empty.
+    fields : sequence of str, optional
+        The columns, in order (default: every row's keys, in the order they first appear).
+    lineterminator : str
+        The end of each line.
+    extra : {'raise', 'ignore'}
+        What a key outside ``fields`` does (:class:`csv.DictWriter`'s ``extrasaction``).
+
+    Returns
+    -------
+    bytes
+        The file's content.
+    """
+    import csv
+    import io
+
+    rows = list(rows)
+    fields = list(fields) if fields is not None else list(dict.fromkeys(k for r in rows for k in r))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields, restval="", extrasaction=extra, lineterminator=lineterminator)
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode("utf-8")
 
 
 def refuse_existing(paths: Iterable[str | Path], *, overwrite: bool) -> None:

@@ -21,7 +21,6 @@ replaced only with ``--overwrite``.
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -115,13 +114,9 @@ FIELDS = ["method", "published", "n_images", "precision_mean_abs", "precision_ma
 
 def _csv_bytes(rows: list[dict]) -> bytes:
     """``fidelity.csv``: one row per method with a published curve (:data:`FIELDS`)."""
-    import io
+    from .cli import csv_bytes
 
-    text = io.StringIO()
-    w = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\r\n")
-    w.writeheader()
-    w.writerows(rows)
-    return text.getvalue().encode()
+    return csv_bytes(rows, FIELDS)
 
 
 def _markdown(rows: list[dict], corr: dict | None) -> str:

@@ -49,7 +49,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import hashlib
-import io
 import math
 import os
 import re
@@ -193,12 +192,10 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def _csv_bytes(rows: Iterable[dict], fields: Sequence[str]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k, "") for k in fields})
-    return buf.getvalue().encode("utf-8")
+    """A results file of the runner: exactly ``fields``, other keys left out (:func:`evaluation.cli.csv_bytes`)."""
+    from .cli import csv_bytes
+
+    return csv_bytes(rows, fields, lineterminator="\n", extra="ignore")
 
 
 #: A run replaces, in every results file, all rows of each (dataset, split, method) it evaluated.

@@ -339,18 +339,19 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
     # Every detector is built and checked before any map is computed: a network trained on some of
     # the tested photos stops the run at once, not after the other methods' maps.
     detectors = {}
+    tested = tested_digests(samples)
     for name in methods:
         if name in maps:
             continue
         weight_file = weights.get(name)
         shipped = getattr(load_class(name), "shipped", ())
         if weight_file is None and len(shipped) > 1:  # the shipped network that never saw these photos
-            weight_file = load_class(name).weights_unseen_by(tested_digests(samples))
+            weight_file = load_class(name).weights_unseen_by(tested)
             if weight_file is not None and weight_file != shipped[0]:
                 notes.append(f"{name}: the shipped network {weight_file.name} was used (the default one was "
                              "trained on some of the tested photos)")
         detector = build(name, device=device, weights=weight_file, **settings.get(name, {}))
-        seen = detector.training_digests() & tested_digests(samples)
+        seen = detector.training_digests() & tested
         if seen:
             raise DatasetError(f"{name}: its weights were trained on {len(seen)} of the {len(samples)} tested photos; "
                                "test on photos it never saw (the paper: train on D_o, test on D_e) or give "

@@ -180,15 +180,10 @@ def build_parser():
 
 
 def _csv_bytes(rows: list[dict]) -> bytes:
-    """``speed.csv``: one row per method (the keys of :func:`time_methods`' rows)."""
-    import io
+    """``speed.csv``: one row per method, every row's keys as columns (``gpu`` only on CUDA rows)."""
+    from .cli import csv_bytes
 
-    text = io.StringIO()
-    fields = list(dict.fromkeys(k for r in rows for k in r))  # every row's keys (``gpu`` only on CUDA rows)
-    w = csv.DictWriter(text, fieldnames=fields, lineterminator="\r\n")
-    w.writeheader()
-    w.writerows(rows)
-    return text.getvalue().encode()
+    return csv_bytes(rows)
 
 
 def _time_and_write(args) -> str:
