@@ -271,8 +271,10 @@ class DBMNet(nn.Module):
         """
         size = rgb.shape[-2:]
         x = self.pad(self.input(rgb))
-        padded = x.shape[-2:]
-        feats = self.trunk(x)
+        return self._head(self.trunk(x), x.shape[-2:], size, return_sides)
+
+    def _head(self, feats, padded, size, return_sides: bool = False):
+        """Logits from the outputs of stages 1..depth (entries the head does not read may be None)."""
         if self.variant == "plain":
             return _crop(_up(self.score(feats[-1]), padded), size)
         if self.variant == "fcn8s":
@@ -284,30 +286,54 @@ class DBMNet(nn.Module):
         fused = self.fuse(torch.cat(sides, dim=1))
         return (fused, sides) if return_sides else fused
 
-    def features_until(self, rgb: torch.Tensor, k: int) -> torch.Tensor:
-        """Output of trunk stage ``k`` (1-based; 0 = the Caffe-normalised, padded input)."""
-        x = self.pad(self.input(rgb))
-        for i in range(k):
-            if i > 0:
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-            x = self.trunk.stages[i](x)
-        return x
+    def head_stages(self) -> tuple[int, ...]:
+        """The trunk stages (1-based) whose outputs the head reads."""
+        if self.variant == "plain":
+            return (self.depth,)
+        if self.variant == "fcn8s":
+            return (self.depth - 2, self.depth - 1, self.depth)
+        return tuple(range(1, self.depth + 1))
 
-    def forward_from(self, feat: torch.Tensor, k: int, size: Sequence[int]) -> torch.Tensor:
-        """Logits from the output of stage ``k`` (``plain`` variant only): ``forward`` split in two.
+    def cached_stages(self, k: int) -> tuple[int, ...]:
+        """Stage outputs that :meth:`forward_cached` needs when stages ``1..k`` are frozen.
 
-        ``forward_from(features_until(x, k), k, x.shape[-2:])`` equals ``forward(x)``; training
-        with the first ``k`` stages frozen can cache ``features_until`` once per image.
+        Stage ``k`` (the input of the trained stages) and every stage up to ``k`` the head reads.
         """
-        if self.variant != "plain":
-            raise ValueError("forward_from supports the plain variant only")
-        x = feat
-        for i in range(k, self.depth):
+        if not 1 <= k <= self.depth:
+            raise ValueError(f"k must be 1..{self.depth}, got {k}")
+        return tuple(sorted({s for s in self.head_stages() if s <= k} | {k}))
+
+    def stage_features(self, rgb: torch.Tensor, stages: Sequence[int]) -> dict[int, torch.Tensor]:
+        """Outputs of the given trunk ``stages`` (1-based) for RGB ``rgb``, padded as in ``forward``."""
+        x = self.pad(self.input(rgb))
+        out = {}
+        for i in range(max(stages)):
             if i > 0:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
             x = self.trunk.stages[i](x)
+            if i + 1 in stages:
+                out[i + 1] = x
+        return out
+
+    def forward_cached(self, cached: dict[int, torch.Tensor], k: int, size: Sequence[int],
+                       return_sides: bool = False):
+        """Logits from the stored outputs of frozen stages ``1..k``: ``forward`` split in two.
+
+        ``forward_cached(stage_features(x, cached_stages(k)), k, x.shape[-2:])`` equals
+        ``forward(x)`` for every variant; training with the first ``k`` stages frozen can compute
+        :meth:`stage_features` once per image and train the rest (and the head) on them.
+        """
+        missing = sorted(set(self.cached_stages(k)) - set(cached))
+        if missing:
+            raise ValueError(f"forward_cached needs the outputs of stages {self.cached_stages(k)}; missing {missing}")
+        feats = [cached.get(s) for s in range(1, k + 1)]
+        x = cached[k]
+        for i in range(k, self.depth):
+            x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+            x = self.trunk.stages[i](x)
+            feats.append(x)
         padded = [-(-int(n) // self.stride) * self.stride for n in size]
-        return _crop(_up(self.score(x), padded), size)
+        return self._head(feats, padded, size, return_sides)
 
     def lr_multipliers(self, scheme: str = "hed") -> dict[str, float]:
         """Learning-rate multipliers of the parameters, relative to the base rate of weights.

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -118,8 +119,9 @@ def build_parser() -> OneLineParser:
     m.add_argument("--init", type=Path, default=None, help="start from these DBM weights (a .pt from this module)")
     m.add_argument("--freeze-stages", type=int, default=0, help="keep the first K VGG16 stages fixed")
     m.add_argument("--cache-features", type=Path, default=None,
-                   help="with --freeze-stages K (plain variant, no flips): compute the frozen stages once per image "
-                        "into this file (float16 memmap, resumable) and train the rest on it")
+                   help="with --freeze-stages K (no flips): compute the outputs of the frozen stages that training "
+                        "reads once per image into this file (several stages: FILE's stem + .stageN.npy; "
+                        "float16 memmaps, resumable) and train the rest on them")
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
                    help="sgd with momentum (the paper's), or adam")
@@ -281,36 +283,56 @@ def _set_lr(opt, it, total, power):
     return opt.param_groups[0]["lr"]
 
 
-def _cache_features(model, imgs, k, path: Path, device, log) -> np.memmap:
-    """Frozen-stage features of every image in a float16 memmap; resumable via ``path.json``."""
+def cache_files(path: Path, stages) -> dict[int, Path]:
+    """The memmap file of each cached stage: ``path`` itself for one stage, else ``STEM.stageN.npy`` beside it."""
+    stages = tuple(stages)
+    if len(stages) == 1:
+        return {stages[0]: path}
+    return {s: path.with_name(f"{path.stem}.stage{s}{path.suffix}") for s in stages}
+
+
+def _cache_features(model, imgs, k, path: Path, device, log) -> dict[int, np.memmap]:
+    """The outputs of the frozen stages that training reads (:meth:`DBMNet.cached_stages`), of every
+    image, in float16 memmaps (:func:`cache_files`); resumable via ``path.json``."""
     import torch
 
+    stages = model.cached_stages(k)
+    files = cache_files(path, stages)
     with torch.inference_mode():
-        probe = model.features_until(torch.zeros(1, 3, *imgs[0].shape[:2], device=device), k)
-    shape = (len(imgs), *probe.shape[1:])
+        probe = model.stage_features(torch.zeros(1, 3, *imgs[0].shape[:2], device=device), stages)
+    shapes = {s: (len(imgs), *probe[s].shape[1:]) for s in stages}
     meta_path = path.with_suffix(path.suffix + ".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    fingerprint = {"shape": list(shape), "k": k, "first": int(imgs[0].astype(np.int64).sum()), "last": int(imgs[-1].astype(np.int64).sum())}
-    if meta.get("fingerprint") != fingerprint or not path.is_file():
+    trunk = hashlib.sha256()  # the frozen weights: a cache of other weights (--scratch, --init) is never reused
+    for name, tensor in model.trunk.stages[:k].state_dict().items():
+        trunk.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
+    fingerprint = {"shapes": {str(s): list(v) for s, v in shapes.items()}, "k": k, "trunk": trunk.hexdigest(),
+                   "first": int(imgs[0].astype(np.int64).sum()), "last": int(imgs[-1].astype(np.int64).sum())}
+    if meta.get("fingerprint") != fingerprint or not all(f.is_file() for f in files.values()):
         meta = {"fingerprint": fingerprint, "done": 0}
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=shape)
+        mms = {s: np.lib.format.open_memmap(files[s], mode="w+", dtype=np.float16, shape=shapes[s]) for s in stages}
     else:
-        mm = np.load(path, mmap_mode="r+")
+        mms = {s: np.load(files[s], mmap_mode="r+") for s in stages}
     start = meta["done"]
     if start < len(imgs):
-        log(f"caching stage-{k} features of {len(imgs)} images from {start} into {path}")
+        gb = sum(math.prod(v) for v in shapes.values()) * 2 / 2**30
+        log(f"caching the outputs of stage(s) {', '.join(map(str, stages))} of {len(imgs)} images from {start} "
+            f"into {', '.join(str(files[s]) for s in stages)} ({gb:.1f} GB)")
     t0 = time.time()
     for i in range(start, len(imgs)):
         x = torch.from_numpy(imgs[i].astype(np.float32).transpose(2, 0, 1)[None] / 255.0).to(device)
         with torch.inference_mode():
-            mm[i] = model.features_until(x, k)[0].to(torch.float16).cpu().numpy()
+            out = model.stage_features(x, stages)
+        for s in stages:
+            mms[s][i] = out[s][0].to(torch.float16).cpu().numpy()
         if (i + 1) % 25 == 0 or i + 1 == len(imgs):
-            mm.flush()
+            for mm in mms.values():
+                mm.flush()
             meta["done"] = i + 1
             meta_path.write_text(json.dumps(meta))
             rate = (time.time() - t0) / (i + 1 - start)
             log(f"  features {i + 1}/{len(imgs)} ({rate:.2f} s/image)")
-    return mm
+    return mms
 
 
 _RUN_FILES = ("last.pt", "final.pt", "loss.csv", "val.csv")
@@ -637,8 +659,8 @@ def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
     k = args.freeze_stages
     if not 0 <= k <= model.depth:
         raise SystemExit(f"--freeze-stages must be 0..{model.depth}")
-    if args.cache_features is not None and (k < 1 or args.variant != "plain" or args.hflip):
-        raise SystemExit("--cache-features needs --freeze-stages >= 1, --variant plain and no --hflip")
+    if args.cache_features is not None and (k < 1 or args.hflip):
+        raise SystemExit("--cache-features needs --freeze-stages >= 1 and no --hflip")
     for stage in model.trunk.stages[:k]:
         for p in stage.parameters():
             p.requires_grad_(False)
@@ -757,9 +779,10 @@ def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
             x, y = _batch(imgs, masks, idx, device, None if flip is None else flip[mine])
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 if feats is not None:
-                    f = torch.from_numpy(np.stack([feats[i] for i in idx]).astype(np.float32)).to(device)
-                    logits = model.forward_from(f, k, y.shape[-2:])
-                    sides = []
+                    cached = {s: torch.from_numpy(np.stack([mm[i] for i in idx]).astype(np.float32)).to(device)
+                              for s, mm in feats.items()}
+                    res = model.forward_cached(cached, k, y.shape[-2:], return_sides=args.variant == "dsn")
+                    logits, sides = res if args.variant == "dsn" else (res, [])
                 elif args.variant == "dsn":
                     logits, sides = net(x, return_sides=True)
                 else:

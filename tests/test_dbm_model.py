@@ -75,15 +75,26 @@ def test_caffe_input_convention_inside_the_model():
     torch.testing.assert_close(out, expected)
 
 
-def test_split_forward_equals_forward():
-    net = build_model("V", pretrained=False, seed=3).eval()
+@pytest.mark.parametrize("config,variant", [("V", "plain"), ("III", "plain"), ("V", "fcn8s"), ("IV", "fcn8s"),
+                                            ("V", "fusion"), ("V", "dsn")])
+def test_split_forward_equals_forward(config, variant):
+    net = build_model(config, variant, pretrained=False, seed=3).eval()
+    gen = torch.Generator().manual_seed(2)
     with torch.no_grad():
-        net.score.weight.normal_(0, 0.01, generator=torch.Generator().manual_seed(2))
+        for m in net.head_modules():
+            m.weight.normal_(0, 0.01, generator=gen)
+            m.bias.normal_(0, 0.1, generator=gen)
     x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    sides = variant == "dsn"
     with torch.no_grad():
-        ref = net(x)
-        for k in (1, 3, 4):
-            torch.testing.assert_close(net.forward_from(net.features_until(x, k), k, x.shape[-2:]), ref)
+        ref = net(x, return_sides=sides)
+        for k in range(1, net.depth + 1):
+            stages = net.cached_stages(k)
+            assert k in stages and set(net.head_stages()) & set(range(1, k + 1)) <= set(stages)
+            got = net.forward_cached(net.stage_features(x, stages), k, x.shape[-2:], return_sides=sides)
+            torch.testing.assert_close(got, ref)
+        with pytest.raises(ValueError, match="missing"):
+            net.forward_cached({}, net.depth, x.shape[-2:])
 
 
 def test_fusion_initialised_as_mean_of_sides_and_returns_sides():

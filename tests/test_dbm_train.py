@@ -101,6 +101,33 @@ def test_cached_frozen_stages_train_the_rest_only(two_pairs, tmp_path):
         train(_args(two_pairs, tmp_path / "bad", "--iterations", "1", "--cache-features", str(tmp_path / "f2.npy")), log=quiet)
 
 
+@pytest.mark.slow
+def test_cached_stages_train_a_fusion_head_as_the_uncached_run(two_pairs, tmp_path):
+    """dsn with every stage frozen: the cache holds the five side inputs, and training on it takes
+    the same steps as training through the whole (frozen) network."""
+    from dbm.train import cache_files
+
+    quiet = lambda *a: None  # noqa: E731
+    base = ["--config", "V", "--variant", "dsn", "--freeze-stages", "5", "--iterations", "3", "--seed", "5",
+            "--no-hed-lr-mults"]
+    feat = tmp_path / "feat.npy"
+    cached = train(_args(two_pairs, tmp_path / "cached", *base, "--cache-features", str(feat)), log=quiet)
+    direct = train(_args(two_pairs, tmp_path / "direct", *base), log=quiet)
+    assert all(f.is_file() for f in cache_files(feat, range(1, 6)).values()) and not feat.exists()
+    np.testing.assert_allclose(_losses(tmp_path / "cached"), _losses(tmp_path / "direct"), rtol=2e-3)
+    a, _ = load_weights(cached)
+    b, _ = load_weights(direct)
+    start = __import__("dbm.model", fromlist=["build_model"]).build_model("V", "dsn", pretrained=False, seed=5)
+    torch.testing.assert_close(a.trunk.stages[4][0].weight, start.trunk.stages[4][0].weight, atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(a.fuse.weight, start.fuse.weight)
+    torch.testing.assert_close(a.fuse.weight, b.fuse.weight, atol=1e-3, rtol=1e-2)
+    # the same cache file with other frozen weights (another random trunk) is computed again, never reused
+    said = []
+    other = ["--config", "V", "--variant", "dsn", "--freeze-stages", "5", "--iterations", "1", "--seed", "6"]
+    train(_args(two_pairs, tmp_path / "other", *other, "--cache-features", str(feat)), log=said.append)
+    assert any(m.startswith("caching the outputs of stage(s) 1, 2, 3, 4, 5 of 2 images from 0") for m in said)
+
+
 # --- defaults: the paper's recipe (D_o, fp32) ----------------------------------------------------------------------
 def test_defaults_train_on_d_o_in_float32(capsys):
     args = parse_args(["--data", "d", "--out", "o"])
