@@ -1,9 +1,11 @@
 """DBM as a registered blur detector (Ma et al., "Deep Blur Mapping", IEEE TIP 2018).
 
-``dbm`` is Configuration V with the weights shipped in ``dbm/weights/`` (trained on the suite's
-synthetic corpus, see ``dbm/weights/WEIGHTS.md``). The other names are the configurations and
-variants of Tables II and IV; they have no shipped weights and need ``weights=PATH`` (a file
-written by ``python -m dbm.train``).
+``dbm`` is Configuration V with the weights shipped in ``dbm/weights/``: trained on CUHK D_o
+(``dbm_cuhk_do.pt``), or on D_e (``dbm_cuhk_de.pt``) for photos of D_o; the runner picks the file
+that never saw the tested photos (see ``dbm/weights/WEIGHTS.md``). ``dbm_synthetic`` is the
+earlier network trained on the suite's synthetic corpus. The other names are the configurations
+and variants of Tables II and IV; they have no shipped weights and need ``weights=PATH`` (a file
+written by ``python -m dbm.train``; ``reports/ablations.sh`` trains all of them).
 
 Inference follows the paper: the photo is resized to ``size x size`` (the paper uses 384; the
 default is the weight file's ``inference_size``, else the size it was trained at), passed through
@@ -12,7 +14,7 @@ interpolation.
 
 Departures
 ----------
-* Weights: see ``dbm/weights/WEIGHTS.md`` (synthetic training data, HED initialisation).
+* Weights: see ``dbm/weights/WEIGHTS.md`` (HED initialisation, stages 1-4 frozen, bf16).
 * ``precision="bf16"`` runs the network under bfloat16 autocast (faster on CPUs with native
   bf16, slower on AVX2-only CPUs); the default is float32.
 * ``precision="int8"`` runs the VGG16 trunk in int8 (post-training static quantization,

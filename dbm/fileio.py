@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "describe_os_error", "rename_no_replace"]
+__all__ = ["atomic_write", "atomic_write_bytes", "describe_os_error", "rename_no_replace", "temp_path", "write_temp"]
 
 #: errno values of ``os.link`` on filesystems without hard links (then the no-clobber rename is
 #: emulated by a check just before ``os.replace``).
@@ -94,15 +94,10 @@ def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overw
         The folder is missing or not writable, the disk is full, ... (nothing is left behind).
     """
     target = Path(target)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     if not overwrite and os.path.lexists(target):
         raise FileExistsError(errno.EEXIST, "File exists", str(target))
+    tmp = write_temp(target, write, fsync=fsync)
     try:
-        with open(tmp, "xb") as f:  # "x": never reuse a file; created with the umask's permissions
-            write(f)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
         if overwrite:
             os.replace(tmp, target)
         else:
@@ -115,6 +110,49 @@ def atomic_write(target: str | Path, write: Callable[[BinaryIO], None], *, overw
         except OSError:  # pragma: no cover - nothing more can be done
             pass
     return target
+
+
+def temp_path(target: Path) -> Path:
+    """A fresh, hidden, unpredictable name beside ``target`` for writing it (``.NAME.PID.RANDOM.tmp``)."""
+    return target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def write_temp(target: str | Path, write: Callable[[BinaryIO], None], *, fsync: bool = False) -> Path:
+    """Write a new temporary file beside ``target`` (to be renamed onto it) and return its path.
+
+    The name is hidden and unpredictable (``.NAME.PID.RANDOM.tmp``) and the file is created
+    exclusively (``open(..., "xb")``: ``O_CREAT | O_EXCL``, which also refuses a planted link at that
+    name), with the umask's permissions; it is removed again if ``write`` fails.
+
+    Parameters
+    ----------
+    target : path
+        The file the temporary file will become. Its folder must exist.
+    write : callable
+        Called with a binary file object open for writing; writes the whole content.
+    fsync : bool
+        Flush the content to the disk before returning.
+
+    Returns
+    -------
+    Path
+        The temporary file.
+    """
+    tmp = temp_path(Path(target))
+    f = open(tmp, "xb")  # an existing file or link at the name: FileExistsError, and it is left alone
+    try:
+        with f:
+            write(f)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return tmp
 
 
 def atomic_write_bytes(target: str | Path, data: bytes, *, overwrite: bool = False, fsync: bool = False) -> Path:

@@ -13,7 +13,7 @@ http://www.cse.cuhk.edu.hk/leojia/projects/dblurdetect/ and lays them out as ``D
   removed and fetched once more (``FETCH_ATTEMPTS``); if it fails again the run stops naming it.
 * Safe extraction: members with absolute paths, ``..`` components, links or encryption are
   refused; only image files are extracted, flattened into ``image/`` or ``gt/``, each through a
-  temporary file created exclusively (``O_CREAT | O_EXCL | O_NOFOLLOW``: never through a planted
+  temporary file created exclusively (``O_CREAT | O_EXCL``, :func:`dbm.fileio.write_temp`: never through a planted
   link) and renamed into place only when every member has been read intact; no temporary file
   outlives an error. An archive expanding to more than ``MAX_EXTRACTED_BYTES``, or a member over
   ``RATIO_MIN_BYTES`` compressed more than ``MAX_COMPRESSION_RATIO`` times (a zip bomb), is
@@ -35,7 +35,6 @@ import bisect
 import hashlib
 import http.client
 import os
-import secrets
 import shutil
 import stat
 import sys
@@ -48,7 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Mapping
 
 from baselines.datasets import IMAGE_EXTENSIONS
-from dbm.fileio import rename_no_replace
+from dbm.fileio import rename_no_replace, write_temp
 
 __all__ = [
     "ARCHIVES",
@@ -81,7 +80,6 @@ FETCH_ATTEMPTS = 2
 _BLOCK = 1 << 20
 # Open flags: never through a link at the name; bytes as they are (Windows).
 _NO_LINK = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-_EXCLUSIVE_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_LINK
 # What reading a damaged member (or zip directory) raises: bad CRC or header, corrupt or cut-off data.
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
 _NOT_CUHK = "the CUHK archives are not like this: delete it and check --base-url"
@@ -394,40 +392,16 @@ def _member_blocks(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: Path,
         raise CorruptArchiveError(f"{archive}: member {info.filename!r} is damaged ({exc})") from exc
 
 
-def _temp_path(target: Path) -> Path:
-    """A fresh, unpredictable hidden name beside ``target`` for writing it."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-
-
 def _write_exclusive(blocks: Iterable[bytes], target: Path) -> Path:
-    """Write ``blocks`` to a new temporary file beside ``target`` and return its path.
+    """Write ``blocks`` to a new temporary file beside ``target`` and return its path
+    (:func:`dbm.fileio.write_temp`: created exclusively, never through a link planted at its name,
+    removed again if anything goes wrong while writing)."""
 
-    The file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so an existing file or a planted
-    link at its name is never written through (``FileExistsError``); it is removed again if
-    anything goes wrong while writing.
+    def write(fh) -> None:
+        for block in blocks:
+            fh.write(block)
 
-    Parameters
-    ----------
-    blocks : iterable of bytes
-        The content.
-    target : Path
-        The file the temporary file will become.
-
-    Returns
-    -------
-    Path
-        The temporary file.
-    """
-    tmp = _temp_path(target)
-    fd = os.open(tmp, _EXCLUSIVE_WRITE, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for block in blocks:
-                fh.write(block)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
+    return write_temp(target, write)
 
 
 def _plan(zf: zipfile.ZipFile, archive: Path, dest: Path,

@@ -76,7 +76,7 @@ __all__ = ["METRIC_FIELDS", "paper_row_for", "ablation_row_for", "write_outputs"
 
 #: Columns of ``metrics.csv`` (the extra metric profiles' last, empty where a run did not compute them).
 METRIC_FIELDS = ("dataset", "split", "method", *SCALAR_FIELDS, "sec_per_image", "trained_on", "source",
-                 "paper_table", "notes", "run", *PROFILE_FIELDS)
+                 "paper_table", "notes", "run", *PROFILE_FIELDS, "benchmark")
 #: Columns of ``per_image.csv``.
 PER_IMAGE_FIELDS = ("dataset", "split", "method", "stem", "n_pixels", "blurred_fraction", "f_best",
                     "best_threshold", "f_at_ods", "mae", "seconds")
@@ -308,6 +308,36 @@ def _profile_blocks(rows: Sequence[dict], anchor: str) -> list:
                    Table(cols, body, "Not the paper's metrics. " + profile.description(),
                          strong={i for i, r in enumerate(members) if _is_dbm(r["method"])})]
     return blocks
+
+
+def _published_blocks(rows: Sequence[dict], n: int, anchor: str) -> list:
+    """The field's published numbers for this benchmark, split and number of photos, beside ours."""
+    from baselines.datasets import canonical_split
+
+    from .published import OTHER_PREFIX, PUBLISHED_CSV, published_for
+
+    bench = next((r["benchmark"] for r in rows if r.get("benchmark")), "")
+    try:
+        split = canonical_split(rows[0]["split"])
+    except ValueError:
+        return []
+    found = published_for(bench, split, n) if bench else []
+    if not found:
+        return []
+    body = []
+    for p in found:
+        ours = "not computed here (no profile has this definition)"
+        if p.comparable:
+            mine = [r for r in rows if p.matches(r["method"]) and str(r.get(p.metric, "")) != ""]
+            ours = "; ".join(f"{_fmt(r[p.metric])} ({r['method']})" for r in mine) or (
+                f"- (evaluate its maps with --maps {p.method}=DIR)")
+        metric = p.metric[len(OTHER_PREFIX):] if not p.comparable else SECONDARY_METRICS.get(p.metric, p.metric)
+        body.append([p.method, metric, f"{p.value:g}", ours, p.protocol, p.source])
+    cols = [Column("Method", align="l"), Column("Metric", align="l"), Column("Published"), Column("Ours", align="l"),
+            Column("How it was computed", align="l"), Column("Source", align="l")]
+    caption = (f"Published numbers for {bench}, split {split}, {n} photos ({PUBLISHED_CSV.name} of the suite), "
+               "with ours where the same method's maps were evaluated here with the same definition.")
+    return [Heading("Published numbers of the field", 3, f"{anchor}-published"), Table(cols, body, caption)]
 
 
 def _paper_seconds(row: str | None) -> str:
@@ -798,6 +828,7 @@ def _group_blocks(group: tuple[str, str], rows: list[dict], per_image: list[dict
                                         lambda name, t=tid: ablation_row_for(t, name), caption))
     blocks += [Heading("Secondary conventions", 3, f"{anchor}-secondary"), _secondary_table(rows)]
     blocks += _profile_blocks(rows, anchor)
+    blocks += _published_blocks(rows, n, anchor)
     blocks += [Heading("Timings", 3, f"{anchor}-timings"),
                _timing_table(rows, [p for p in per_image if (p["dataset"], p["split"]) == group])]
     pngs: dict[str, bytes] = {}
@@ -887,6 +918,7 @@ def write_outputs(
     split: str,
     paper_table: str | None,
     samples: Sequence,
+    benchmark: str = "",
     grid: Sequence[str] = (),
     notes: Sequence[str] = (),
     command: str | Sequence[str] | None = None,
@@ -905,6 +937,9 @@ def write_outputs(
         Labels of the evaluated dataset and split (canonical split name).
     paper_table : str or None
         Key of :data:`evaluation.paper.PAPER_TABLES` compared with (CUHK D_e -> ``"III"``).
+    benchmark : str
+        The dataset's name in :data:`baselines.datasets.DATASETS` ("" for the demo): the published
+        numbers of :mod:`evaluation.published` for it are shown beside ours.
     samples : sequence of Sample
         The evaluated images.
     grid : sequence of str
@@ -927,7 +962,7 @@ def write_outputs(
     for r in results:
         row = {"dataset": dataset, "split": split, "method": r.name, **r.scores.as_row(),
                "sec_per_image": r.sec_per_image, "trained_on": r.trained_on or "", "source": r.source,
-               "paper_table": paper_table or "", "notes": note_text, "run": run_id}
+               "paper_table": paper_table or "", "notes": note_text, "run": run_id, "benchmark": benchmark}
         rows.append(row)
     per_image = [
         {"dataset": dataset, "split": split, "method": r.name, **row, "seconds": r.seconds.get(row["stem"], "")}

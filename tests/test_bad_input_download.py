@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dbm import fileio
 from evaluation import download as dl
 from test_download import _dataset, _png, _serve, _zip, server  # noqa: F401 - server is a fixture
 
@@ -227,7 +228,7 @@ def test_planted_symlink_at_the_temp_name_is_a_one_line_error(server, tmp_path, 
     gt = tmp_path / "cuhk" / "gt"
     gt.mkdir(parents=True)
     (gt / ".motion0002.png.guessed.tmp").symlink_to(victim)
-    monkeypatch.setattr(dl, "_temp_path", lambda target: target.with_name(f".{target.name}.guessed.tmp"))
+    monkeypatch.setattr(fileio, "temp_path", lambda target: target.with_name(f".{target.name}.guessed.tmp"))
     code, err, errors = _cli(tmp_path / "cuhk", url, capsys)
     assert code == 2 and "Traceback" not in err
     assert len(errors) == 1 and "cannot extract BlurDatasetGT.zip" in errors[0] and "File exists" in errors[0]
