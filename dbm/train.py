@@ -293,7 +293,8 @@ def cache_files(path: Path, stages) -> dict[int, Path]:
 
 def _cache_features(model, imgs, k, path: Path, device, log) -> dict[int, np.memmap]:
     """The outputs of the frozen stages that training reads (:meth:`DBMNet.cached_stages`), of every
-    image, in float16 memmaps (:func:`cache_files`); resumable via ``path.json``."""
+    image, in float16 memmaps (:func:`cache_files`); resumable via ``path.json``, which records what
+    they were computed from (stages, frozen weights, photos): anything else starts them again."""
     import torch
 
     stages = model.cached_stages(k)
@@ -306,8 +307,11 @@ def _cache_features(model, imgs, k, path: Path, device, log) -> dict[int, np.mem
     trunk = hashlib.sha256()  # the frozen weights: a cache of other weights (--scratch, --init) is never reused
     for name, tensor in model.trunk.stages[:k].state_dict().items():
         trunk.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
+    photos = hashlib.sha256()  # the training photos as resized, in training order
+    for img in imgs:
+        photos.update(np.ascontiguousarray(img).data)
     fingerprint = {"shapes": {str(s): list(v) for s, v in shapes.items()}, "k": k, "trunk": trunk.hexdigest(),
-                   "first": int(imgs[0].astype(np.int64).sum()), "last": int(imgs[-1].astype(np.int64).sum())}
+                   "photos": photos.hexdigest()}
     if meta.get("fingerprint") != fingerprint or not all(f.is_file() for f in files.values()):
         meta = {"fingerprint": fingerprint, "done": 0}
         mms = {s: np.lib.format.open_memmap(files[s], mode="w+", dtype=np.float16, shape=shapes[s]) for s in stages}
