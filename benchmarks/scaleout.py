@@ -6,6 +6,7 @@ methods, the learned ones trained on D_o. Run from the repository folder::
     python benchmarks/scaleout.py --data ../shared/data/cuhk_full                  # all 500 photos: hours
     python benchmarks/scaleout.py --data ../shared/data/cuhk_full --limit 4 \\
         --methods gradient_energy,spectral_slope                                    # a quick look
+    python benchmarks/scaleout.py --data ../shared/data/cuhk_full --split EVERY5TH_DE.txt --train-split odd
 
 Each mode runs ``python -m evaluation.run`` from scratch on the same maps-free cache: the learned
 methods are trained once, before anything is timed, and their trained state is kept between the
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="even", help="tested split (default: even, the paper's D_e of Table III)")
     p.add_argument("--methods", default="all", help="methods (default: all, the rows of Table III)")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos of the split")
+    p.add_argument("--train-split", default=None,
+                   help="what the learned methods train on (default: the runner's, D_o for --split even); "
+                        "needed with a list file as --split, e.g. every 5th D_e photo with --train-split odd")
     p.add_argument("--workers", type=int, default=2, help="processes of --workers N and workers of --scheduler local:N")
     p.add_argument("--workers-per-machine", type=int, default=None,
                    help="one-thread workers per machine in the projection (default: --workers)")
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="scaleout-")) if args.keep is None else args.keep
     cache = work / "cache"
     base = ["--data", str(args.data.resolve()), "--split", args.split, "--methods", methods, "--cache", str(cache),
-            "--quiet", "--allow-missing"] + (["--limit", str(args.limit)] if args.limit else [])
+            "--quiet", "--allow-missing"] + (["--limit", str(args.limit)] if args.limit else []) + (
+        ["--train-split", args.train_split] if args.train_split else [])
     try:
         print(f"training the learned methods (not timed) into {cache} ...", file=sys.stderr)
         _run([*base, "--out", str(work / "warmup"), "--limit", "1"])  # the last --limit wins
