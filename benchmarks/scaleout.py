@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the suite's dbm before the standard library's
 
 from evaluation.registry import METHODS, resolve_methods  # noqa: E402
+from evaluation.settings import method_of_label  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +83,7 @@ def _compute_seconds(out: Path) -> tuple[float, float]:
         for row in csv.DictReader(fh):
             s = float(row["seconds"] or 0)
             total += s
-            base = row["method"].split("[")[0]
+            base = method_of_label(row["method"])
             if base in METHODS and METHODS[base].needs_torch:
                 torch += s
     return total, torch

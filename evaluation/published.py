@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .settings import method_of_label
+
 __all__ = ["OTHER_PREFIX", "PUBLISHED_CSV", "Published", "published_for", "published_rows"]
 
 #: The data file.
@@ -54,7 +56,7 @@ class Published:
 
     def matches(self, method: str) -> bool:
         """Whether our result row ``method`` is this method (``dd``, ``dd_authors``, ``dd[...]``)."""
-        base = method.split("[", 1)[0]
+        base = method_of_label(method)
         return base == self.method or base.startswith(self.method + "_")
 
 

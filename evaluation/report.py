@@ -70,6 +70,7 @@ from .machine import machine
 from .plotting import DPI, RC, png_bytes, pyplot
 from .paper import ABLATION_PAPER_TABLE, ABLATION_TABLES, PAPER_TABLES, TABLE_VI, TABLE_VI_SIZE
 from .registry import METHODS
+from .settings import method_of_label
 
 __all__ = ["METRIC_FIELDS", "paper_row_for", "ablation_row_for", "write_outputs", "markdown_table",
            "method_styles", "grid_stems", "render_markdown"]
@@ -108,7 +109,7 @@ def paper_row_for(name: str) -> str | None:
 
     Settings in the name (``hifst[stride=2]``, see :func:`evaluation.settings.result_label`) are ignored.
     """
-    name = name.split("[", 1)[0]
+    name = method_of_label(name)
     if name in METHODS:
         return METHODS[name].paper_row
     prefixes = sorted((n for n in METHODS if name.startswith(n + "_")), key=len, reverse=True)
@@ -122,7 +123,7 @@ def ablation_row_for(table_id: str, name: str) -> str | None:
     dbm_dsn_authors=DIR``) by its longest registered prefix.
     """
     rows = ABLATION_TABLES[table_id][2]
-    name = name.split("[", 1)[0]  # settings in the name do not change the row
+    name = method_of_label(name)  # settings in the name do not change the row
     if name not in METHODS:
         prefixes = sorted((n for n in METHODS if name.startswith(n + "_")), key=len, reverse=True)
         name = prefixes[0] if prefixes else name

@@ -385,7 +385,8 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
 
     torch_ran = any(METHODS[r.name].needs_torch for r in results if r.name in METHODS)
     table = write_outputs(out, results, dataset=label, split=split_label, paper_table=paper_table,
-                          benchmark="" if args.data is None else dataset.spec.name, samples=samples, grid=grid, notes=notes, dataset_path=dataset.root,
+                          benchmark="" if args.data is None else dataset.spec.name, samples=samples, grid=grid,
+                          notes=notes, dataset_path=dataset.root,
                           device=str(resolve_device(device)) if torch_ran else None,
                           command=["python", "-m", "evaluation.run", *getattr(args, "argv", [])])
     print(f"\n{label}, split {split_label}, {len(samples)} images\n")

@@ -44,8 +44,8 @@ from typing import Any, Iterable, Sequence
 
 from baselines.interface import InputError
 
-__all__ = ["OWN_OPTIONS", "Setting", "check_selected", "describe_settings", "method_settings", "result_label",
-           "parse_set_options", "parse_value"]
+__all__ = ["OWN_OPTIONS", "Setting", "check_selected", "describe_settings", "method_of_label", "method_settings",
+           "result_label", "parse_set_options", "parse_value"]
 
 #: Keyword arguments of some detectors that have their own command-line option instead of ``--set``.
 OWN_OPTIONS = {"weights": "--weights", "device": "--device"}
@@ -352,4 +352,9 @@ def result_label(method: str, values: dict[str, Any] | None) -> str:
     if not values:
         return method
     return f"{method}[{','.join(f'{k}={values[k]}' for k in sorted(values))}]"
+
+
+def method_of_label(label: str) -> str:
+    """The method of a result label (:func:`result_label`'s inverse): ``hifst[stride=2]`` -> ``hifst``."""
+    return label.split("[", 1)[0]
 
