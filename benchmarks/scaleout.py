@@ -3,32 +3,51 @@
 The workload is the paper's Table III: the 500 D_e photos of CUHK (``--split even``) and its
 methods, the learned ones trained on D_o. Run from the repository folder::
 
-    python benchmarks/scaleout.py --data ../shared/data/cuhk_full                  # all 500 photos: hours
+    python benchmarks/scaleout.py --data ../shared/data/cuhk_full --keep scaleout_all   # all 500 photos: hours
     python benchmarks/scaleout.py --data ../shared/data/cuhk_full --limit 4 \\
         --methods gradient_energy,spectral_slope                                    # a quick look
-    python benchmarks/scaleout.py --data ../shared/data/cuhk_full --split EVERY5TH_DE.txt --train-split odd
+    python benchmarks/scaleout.py --data ../shared/data/cuhk_full --split EVERY10TH_DE.txt --train-split odd
 
 Each mode runs ``python -m evaluation.run`` from scratch on the same maps-free cache: the learned
 methods are trained once, before anything is timed, and their trained state is kept between the
-modes (only the maps are removed). Printed: each mode's wall time and speed-up over one process,
-the compute seconds of the maps (the part that runs in parallel), and, from those, a projection
-for K machines of ``--workers-per-machine`` one-thread workers each, by Amdahl's law with the
-parallel efficiency measured on the Dask run here (which includes sending photos and maps and the
-scheduler's overhead)::
+modes (only the maps are removed). The modes (``--modes``, default all four):
 
-    T(K) = serial + compute / (K * workers_per_machine * efficiency)
+``one``
+    one process, the libraries' default threads (BLAS, OpenCV, FFT and the methods use every core);
+``one-thread``
+    one process with one thread (``--threads 1``): the work of one worker slot, the baseline
+    that process parallelism divides;
+``workers``
+    ``--workers N`` (N one-thread processes);
+``dask``
+    ``--scheduler local:N`` (a Dask LocalCluster of N one-thread workers; photos sent as bytes).
 
-where ``serial`` is what one process spends outside the maps (start-up, masks, training state,
-scoring, the report; on a cluster the client also reads and sends the photos), ``compute`` the
-sum of the maps' compute seconds and ``efficiency = compute / (slots * (T_dask - serial))``. The
-torch methods (DBM) run in the client in every mode, so their maps count as serial. This is a
-measurement script, not a test: it asserts nothing about speed.
+With ``--keep DIR`` each finished mode is stored in ``DIR/results.json`` with the machine it ran
+on, and the same command run again measures only the modes still missing, so a workload longer
+than one sitting can be measured in parts; a mode stopped half-way is measured again from
+scratch. The table marks modes measured on another CPU than the first one (their ratios are not
+comparable).
+
+Printed: each mode's wall time, its speed-up over one process and over one process with one
+thread, the compute seconds of the maps (the sum over tasks: the part that runs in parallel),
+and a projection for K machines of ``--workers-per-machine`` one-thread workers each, by
+Amdahl's law from the Dask run::
+
+    T(K) = serial + (T_dask - serial) * N / (K * workers_per_machine)
+
+where ``serial`` is what one process spends outside the CPU methods' maps (start-up, masks,
+training state, scoring, the report, and the torch methods' maps, which run in the client in
+every mode) and ``T_dask - serial`` the Dask run's parallel part, with its per-task overheads
+(sending photos and maps, scheduling). Also printed: the Dask workers' busy fraction, the maps'
+compute seconds over ``N * (T_dask - serial)``. This is a measurement script, not a test: it
+asserts nothing about speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -40,8 +59,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the suite's dbm before the standard library's
 
+from dbm.cli import THREAD_VARIABLES  # noqa: E402
+
+from evaluation.machine import machine  # noqa: E402
 from evaluation.registry import METHODS, resolve_methods  # noqa: E402
 from evaluation.settings import method_of_label  # noqa: E402
+
+#: The modes, in the order they run: key -> (label, runner arguments), ``{n}`` standing for ``--workers``.
+MODES = {
+    "one": ("one process", []),
+    "one-thread": ("one process, --threads 1", ["--threads", "1"]),
+    "workers": ("--workers {n}", ["--workers", "{n}"]),
+    "dask": ("--scheduler local:{n}", ["--scheduler", "local:{n}"]),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,18 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N photos of the split")
     p.add_argument("--train-split", default=None,
                    help="what the learned methods train on (default: the runner's, D_o for --split even); "
-                        "needed with a list file as --split, e.g. every 5th D_e photo with --train-split odd")
+                        "needed with a list file as --split, e.g. every 10th D_e photo with --train-split odd")
     p.add_argument("--workers", type=int, default=2, help="processes of --workers N and workers of --scheduler local:N")
+    p.add_argument("--modes", default=",".join(MODES), help=f"modes to measure, of {', '.join(MODES)}")
     p.add_argument("--workers-per-machine", type=int, default=None,
                    help="one-thread workers per machine in the projection (default: --workers)")
     p.add_argument("--machines", default="1,2,4,8,16", help="K values of the projection")
-    p.add_argument("--keep", type=Path, default=None, help="keep the runs' outputs in this folder (default: removed)")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="keep the runs' outputs and results.json in this folder, and resume there (default: removed)")
+    p.add_argument("--again", action="store_true", help="measure the chosen modes again even if --keep holds them")
     return p
 
 
-def _run(argv: list[str]) -> float:
+def _run(argv: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "evaluation.run", *argv], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "evaluation.run", *argv], check=False, cwd=REPO,
+                          capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if done.returncode:
         sys.exit(f"evaluation.run {' '.join(argv)} failed:\n{done.stderr.strip()[-2000:]}")
@@ -89,50 +123,105 @@ def _compute_seconds(out: Path) -> tuple[float, float]:
     return total, torch
 
 
+def _load(path: Path, workload: dict) -> dict:
+    """The modes already measured for this workload in ``results.json`` (none if there is no file)."""
+    if not path.is_file():
+        return {}
+    stored = json.loads(path.read_text())
+    if stored["workload"] != workload:
+        sys.exit(f"{path}: measured for another workload ({stored['workload']}); use another --keep folder")
+    return stored["modes"]
+
+
+def _save(path: Path, workload: dict, modes: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"workload": workload, "modes": modes}, indent=1))
+    tmp.replace(path)
+
+
+def _table(results: dict, workers: int, per_machine: int, machines: str) -> None:
+    first_cpu = next(iter(results.values()))["machine"]["cpu"]
+    t1 = results.get("one", {}).get("wall_s")
+    t1t = results.get("one-thread", {}).get("wall_s")
+    print("| mode | wall s | speed-up over one process | over one process, 1 thread | map compute s |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for r in results.values():
+        other = "" if r["machine"]["cpu"] == first_cpu else f" (other CPU: {r['machine']['cpu']})"
+        ups = " | ".join(f"{base / r['wall_s']:.2f}" if base else "-" for base in (t1, t1t))
+        print(f"| {r['label']}{other} | {r['wall_s']:.1f} | {ups} | {r['compute_s']:.1f} |")
+    if "one" not in results or "dask" not in results:
+        print("\n(the projection needs the modes one and dask)")
+        return
+    one, dask = results["one"], results["dask"]
+    serial = max(one["wall_s"] - (one["compute_s"] - one["torch_s"]), 0.0)
+    parallel = dask["wall_s"] - serial
+    if parallel <= 0:
+        print(f"\nserial part {serial:.1f} s is not below the Dask run's wall time: no projection")
+        return
+    busy = (dask["compute_s"] - dask["torch_s"]) / (workers * parallel)
+    print(f"\nserial part {serial:.1f} s; the Dask run's parallel part {parallel:.1f} s, its {workers} workers busy "
+          f"computing maps {busy:.0%} of it\n")
+    print(f"| machines K ({per_machine} workers each) | projected wall s | speed-up over one process |")
+    print("| ---: | ---: | ---: |")
+    for k in (int(x) for x in machines.split(",")):
+        projected = serial + parallel * workers / (k * per_machine)
+        print(f"| {k} | {projected:.1f} | {one['wall_s'] / projected:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     methods = ",".join(resolve_methods(args.methods))
+    chosen = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(MODES))
+    if unknown:
+        sys.exit(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(MODES)}")
     per_machine = args.workers_per_machine or args.workers
     work = Path(tempfile.mkdtemp(prefix="scaleout-")) if args.keep is None else args.keep
+    work.mkdir(parents=True, exist_ok=True)
     cache = work / "cache"
-    base = ["--data", str(args.data.resolve()), "--split", args.split, "--methods", methods, "--cache", str(cache),
+    workload = {"data": str(args.data.resolve()), "split": args.split, "methods": methods, "limit": args.limit,
+                "train_split": args.train_split, "workers": args.workers}
+    base = ["--data", workload["data"], "--split", args.split, "--methods", methods, "--cache", str(cache),
             "--quiet", "--allow-missing"] + (["--limit", str(args.limit)] if args.limit else []) + (
         ["--train-split", args.train_split] if args.train_split else [])
+    store = work / "results.json"
+    results = _load(store, workload)
     try:
-        print(f"training the learned methods (not timed) into {cache} ...", file=sys.stderr)
-        _run([*base, "--out", str(work / "warmup"), "--limit", "1"])  # the last --limit wins
-        modes = [("one process", []), (f"--workers {args.workers}", ["--workers", str(args.workers)]),
-                 (f"--scheduler local:{args.workers}", ["--scheduler", f"local:{args.workers}"])]
-        results = []
-        for label, extra in modes:
+        for key in chosen:
+            if key in results and not args.again:
+                print(f"{results[key]['label']}: {results[key]['wall_s']:.1f} s (measured before, in {store})",
+                      file=sys.stderr)
+                continue
+            if not (cache / ".trained").exists():
+                print(f"training the learned methods (not timed) into {cache} ...", file=sys.stderr)
+                _run([*base, "--out", str(work / "warmup"), "--limit", "1"])  # the last --limit wins
+                (cache / ".trained").touch()
+            label, extra = MODES[key]
+            label, extra = label.format(n=args.workers), [x.format(n=args.workers) for x in extra]
+            env = dict(os.environ, **{n: "1" for n in THREAD_VARIABLES}) if key == "one-thread" else None
             _drop_maps(cache)
-            out = work / label.replace(" ", "_").replace(":", "").strip("-")
-            seconds = _run([*base, "--out", str(out), *extra])
-            results.append((label, seconds, *_compute_seconds(out)))
+            out = work / key
+            if out.exists():
+                shutil.rmtree(out)
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            seconds = _run([*base, "--out", str(out), *extra], env)
+            compute, torch = _compute_seconds(out)
+            results[key] = {"label": label, "wall_s": seconds, "compute_s": compute, "torch_s": torch,
+                            "started": started, "machine": machine()}
+            results = {k: results[k] for k in MODES if k in results}
+            if args.keep is not None:
+                _save(store, workload, results)
             print(f"{label}: {seconds:.1f} s", file=sys.stderr)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
 
+    if not results:
+        return 0
     n = args.limit or "all"
-    print(f"\n{methods} on {n} photos of {args.data} (split {args.split}); {os.cpu_count()} cores here\n")
-    print("| mode | wall s | speed-up | map compute s |")
-    print("| --- | ---: | ---: | ---: |")
-    t1 = results[0][1]
-    for label, seconds, compute, _ in results:
-        print(f"| {label} | {seconds:.1f} | {t1 / seconds:.2f} | {compute:.1f} |")
-    _, t_one, compute_one, torch_one = results[0]
-    parallel = compute_one - torch_one
-    serial = max(t_one - parallel, 0.0)
-    t_dask = results[2][1]
-    efficiency = parallel / (args.workers * (t_dask - serial)) if t_dask > serial and parallel > 0 else float("nan")
-    print(f"\nserial part {serial:.1f} s, parallel part {parallel:.1f} s (maps of the CPU methods), parallel "
-          f"efficiency of the Dask run {efficiency:.2f} per worker\n")
-    print(f"| machines K ({per_machine} workers each) | projected wall s | speed-up |")
-    print("| ---: | ---: | ---: |")
-    for k in (int(x) for x in args.machines.split(",")):
-        projected = serial + parallel / (k * per_machine * efficiency) if efficiency == efficiency else float("nan")
-        print(f"| {k} | {projected:.1f} | {t_one / projected:.2f} |")
+    m = next(iter(results.values()))["machine"]
+    print(f"\n{methods} on {n} photos of {args.data} (split {args.split}); {m['cpu']}, {m['cores']} cores\n")
+    _table(results, args.workers, per_machine, args.machines)
     return 0
 
 
