@@ -128,7 +128,9 @@ class DBM(Detector):
     ------
     ValueError
         Bad settings or weights; :class:`baselines.interface.InputError` (a ``ValueError``) for
-        a misspelt device or a CUDA device this machine does not have (one-line messages).
+        a misspelt device or a CUDA device this machine does not have (one-line messages; built
+        inside :func:`dbm.device.devices_elsewhere`, for Dask GPU workers, the device is checked
+        where the detector is unpickled, :meth:`__setstate__`).
     """
 
     name: ClassVar[str] = "dbm"
@@ -205,12 +207,58 @@ class DBM(Detector):
         import hashlib
         import json
 
-        stat = self._path.stat()
-        digest = _file_digest(str(self._path.resolve()), stat.st_mtime_ns, stat.st_size)
+        digest = self._weights_digest()
         settings = {k: v for k, v in self.settings.items() if k != "weights"}
         blob = json.dumps({"name": self.name, "version": self.version, "settings": settings, "weights_sha256": digest},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def _weights_digest(self) -> str:
+        stat = self._path.stat()
+        return _file_digest(str(self._path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+    def __getstate__(self) -> dict:
+        """Pickled for another process (a Dask GPU worker): the weight file travels as its path and SHA-256."""
+        state = self.__dict__.copy()
+        state["_path"] = self._path.resolve()
+        state["_weights_sha256"] = self._weights_digest()
+        state["_shipped_file"] = state["_path"].parent == WEIGHTS_DIR.resolve()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled where it will run: the same weights found there, and the device checked there.
+
+        A shipped weight file is looked up in this installation (its path differs between
+        machines); any other must be at the same path (a shared file system). The file must have
+        the SHA-256 the client used, and a CUDA device must exist here.
+
+        Raises
+        ------
+        baselines.interface.InputError
+            One line naming the file (missing, or other bytes) or the device and the machine.
+        """
+        import socket
+
+        from baselines.interface import InputError
+
+        from .device import resolve_device
+
+        digest, shipped = state.pop("_weights_sha256"), state.pop("_shipped_file")
+        self.__dict__.update(state)
+        host = socket.gethostname()
+        if shipped:  # shipped weights: this installation's copy
+            self._path = WEIGHTS_DIR / self._path.name
+        if not self._path.is_file():
+            raise InputError(f"{self._path}: weight file not found on {host}; put it at the same path on every "
+                             "machine that runs the network (a shared file system)")
+        if self._weights_digest() != digest:
+            raise InputError(f"{self._path}: on {host} this file is not the one the client used (SHA-256 differs); "
+                             "install the same version of the suite and the same weights everywhere")
+        try:
+            resolve_device(self._device, option="device")
+        except InputError as exc:
+            raise InputError(f"on {host}: {exc}") from None
+        _network(self._path)  # loaded now, as the client's was when it was built, not during the first photo
 
     def compute(self, rgb: np.ndarray) -> np.ndarray:
         import cv2

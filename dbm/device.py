@@ -11,15 +11,21 @@ Used by the ``--device`` of every command that runs torch (added by
 :func:`dbm.cli.add_common_options`: ``blur-map``, the runner, ``evaluation.speed``,
 ``evaluation.applications``, ``python -m dbm.train``, ``python -m dbm.quantize``) and by the
 ``device`` setting of :mod:`dbm.detector`.
+
+Inside :func:`devices_elsewhere`, :func:`resolve_device` checks the spelling only: the runner
+builds DBM detectors there that will run on the GPUs of Dask workers (``--scheduler`` with
+workers started with ``--resources GPU=1``), which check the device when the detector arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 
 from baselines.interface import InputError
 
-__all__ = ["DEVICE_CHOICES", "DEVICE_HELP", "parse_device", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "DEVICE_HELP", "devices_elsewhere", "parse_device", "resolve_device"]
 
 #: The accepted forms (``N`` is a GPU index: 0, 1, ...).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
@@ -28,6 +34,24 @@ DEVICE_HELP = ("where torch runs: auto (default: the first CUDA GPU when this to
                "cpu, cuda (= cuda:0) or cuda:N (GPU number N)")
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+_ELSEWHERE = threading.local()
+
+
+@contextlib.contextmanager
+def devices_elsewhere():
+    """Within: :func:`resolve_device` answers for the machines the detectors will run on, not this one.
+
+    ``auto`` becomes ``cuda:0`` and a CUDA device is accepted unchecked; the detector checks it
+    again, with :func:`resolve_device`, in the process that runs it (:meth:`dbm.detector.DBM.__setstate__`).
+    """
+    before = getattr(_ELSEWHERE, "on", False)
+    _ELSEWHERE.on = True
+    try:
+        yield
+    finally:
+        _ELSEWHERE.on = before
 
 
 def _forms() -> str:
@@ -78,7 +102,8 @@ def resolve_device(text: str, *, option: str = "--device") -> str:
     -------
     str
         ``"cpu"`` or ``"cuda:N"``: ``auto`` gives ``"cuda:0"`` when this torch has CUDA and sees a
-        GPU, else ``"cpu"``.
+        GPU, else ``"cpu"``. Inside :func:`devices_elsewhere`: ``auto`` gives ``"cuda:0"``
+        and nothing is checked but the spelling.
 
     Raises
     ------
@@ -90,6 +115,8 @@ def resolve_device(text: str, *, option: str = "--device") -> str:
     device = parse_device(text, option=option)
     if device == "cpu":
         return "cpu"
+    if getattr(_ELSEWHERE, "on", False):
+        return "cuda:0" if device == "auto" else device
     import torch
 
     built = torch.version.cuda is not None or torch.backends.cuda.is_built()

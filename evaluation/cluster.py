@@ -2,7 +2,7 @@
 
 The (method, photo) work of :mod:`evaluation.engine` goes to the workers of a Dask cluster through
 Dask's concurrent.futures executor (:meth:`distributed.Client.get_executor`), with the same task
-function and the same submission loop as ``--workers N`` (:func:`evaluation.engine.compute_map`,
+function and the same submission loop as ``--workers N`` (:func:`evaluation.engine.compute_maps`,
 :class:`evaluation.engine.Backend`). The client keeps everything else:
 
 * learned methods (Liu08, Shi14) are trained, or their state loaded, in the client; the trained
@@ -17,8 +17,18 @@ A worker that dies (killed, out of memory) loses the tasks it was running; the s
 them to other workers, up to ``distributed.scheduler.allowed-failures`` times per task (Dask's
 default: 3) before the run stops with one line. A task that *raised* is not retried unless
 :data:`TASK_RETRIES` says so: the suite's errors (a damaged photo, a bad setting) are
-deterministic and stop the run at once, as they do locally. The torch methods (DBM) run in the
-client, as with ``--workers``.
+deterministic and stop the run at once, as they do locally.
+
+The torch methods (DBM) run in the client, on ``--device``, as with ``--workers``, unless
+``--gpu-workers`` is given: then their tasks go to the workers that declare the Dask resource
+:data:`GPU_RESOURCE` (``dask worker ADDRESS --nthreads 1 --resources GPU=1``, one worker per GPU,
+e.g. with ``CUDA_VISIBLE_DEVICES`` set per worker), :data:`TORCH_BATCH` photos per task, and
+``--device`` names the device on those workers (``auto`` = their ``cuda:0``). The network
+travels as its weight file's path and SHA-256; each worker finds the same weights (shipped ones
+in its own installation, others at the same path) and checks the device, or stops the run with
+one line (:meth:`dbm.detector.DBM.__setstate__`). The run waits up to
+:data:`CONNECT_TIMEOUT_S` for a first GPU worker and stops with one line if none comes; if
+every GPU worker leaves later, the remaining tasks wait for one to join (interrupt and resume).
 
 Scheduler spellings (:func:`parse_scheduler`):
 
@@ -37,19 +47,29 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from concurrent.futures import CancelledError, Executor
 
 from baselines.interface import InputError
 
 from .engine import Backend, _single_threaded_children
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskCluster", "SCHEDULER_HELP", "TASK_RETRIES", "parse_scheduler"]
+__all__ = ["CONNECT_TIMEOUT_S", "DaskCluster", "GPU_RESOURCE", "GPU_WORKERS_HELP", "SCHEDULER_HELP", "TASK_RETRIES", "TORCH_BATCH",
+           "parse_scheduler"]
 
 #: Times Dask re-runs a task that raised (worker deaths are counted separately, by the scheduler's
 #: ``allowed-failures``). 0: the suite's errors are deterministic, a retry would only repeat them.
 TASK_RETRIES = 0
 #: Seconds the client waits to reach a ``--scheduler`` address.
 CONNECT_TIMEOUT_S = 30
+#: The Dask resource a worker with a GPU declares (``dask worker ADDRESS --resources GPU=1``).
+GPU_RESOURCE = "GPU"
+#: Photos per task of a torch method on a GPU worker.
+TORCH_BATCH = 8
+#: Help text of the runner's ``--gpu-workers``.
+GPU_WORKERS_HELP = (f"with --scheduler ADDRESS: DBM's maps are computed on the workers that declare the Dask resource "
+                    f"{GPU_RESOURCE} (dask worker ADDRESS --resources {GPU_RESOURCE}=1), {TORCH_BATCH} photos per task, "
+                    "on --device there (auto: their cuda:0); default: in this process")
 #: Help text of the runner's ``--scheduler``.
 SCHEDULER_HELP = ("compute maps on a Dask cluster: the scheduler's address (tcp://HOST:8786) or local:N (a local "
                   "cluster of N one-thread worker processes); needs pip install \".[dask]\"; not with --workers")
@@ -107,14 +127,22 @@ class DaskCluster(Backend):
     shared_fs : bool
         Workers read the photos from their paths (they share the client's file system) instead
         of receiving their bytes.
+    gpu_workers : bool
+        The torch methods go to the workers that declare :data:`GPU_RESOURCE` (``--gpu-workers``;
+        :meth:`for_torch`).
     """
 
-    def __init__(self, scheduler: str, *, shared_fs: bool = False) -> None:
+    def __init__(self, scheduler: str, *, shared_fs: bool = False, gpu_workers: bool = False) -> None:
         super().__init__()
         self.target = parse_scheduler(scheduler)
+        if gpu_workers and isinstance(self.target, int):
+            raise InputError(f"--gpu-workers sends DBM to the workers that declare a {GPU_RESOURCE} resource; a "
+                             f"local:N cluster has none: give the address of a cluster with such workers")
+        self.gpu_workers = gpu_workers
         self.sends_photos = not shared_fs
         self.client = None
         self.cluster = None
+        self._gpu_backends: list[_GPUWorkers] = []
         _distributed()  # a missing install stops the run before any work
 
     def _start(self) -> Executor:
@@ -122,7 +150,7 @@ class DaskCluster(Backend):
         if isinstance(self.target, int):
             with _single_threaded_children():  # inherited by the worker processes
                 self.cluster = distributed.LocalCluster(n_workers=self.target, threads_per_worker=1, processes=True,
-                                                        dashboard_address=None, silence_logs=logging.ERROR)
+                                                        dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = distributed.Client(self.cluster)
         else:
             try:
@@ -148,6 +176,17 @@ class DaskCluster(Backend):
                 pass
         return 2 * max(1, self.slots)
 
+    def for_torch(self) -> Backend:
+        """With ``gpu_workers``: the cluster's workers that declare :data:`GPU_RESOURCE`; else this process.
+
+        Nothing is started here: the cluster is reached when the first torch map is to be computed.
+        """
+        if not self.gpu_workers:
+            return super().for_torch()
+        gpu = _GPUWorkers(self)
+        self._gpu_backends.append(gpu)
+        return gpu
+
     def failure(self, exc: BaseException) -> BaseException:
         distributed = _distributed()
         if isinstance(exc, distributed.KilledWorker):
@@ -165,9 +204,53 @@ class DaskCluster(Backend):
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
+        for gpu in self._gpu_backends:
+            gpu.close()
+        self._gpu_backends.clear()
         if self.client is not None:
             self.client.close()
             self.client = None
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+
+
+def _gpu_worker_count(dask_scheduler=None) -> int:
+    """On the scheduler: how many of its workers declare :data:`GPU_RESOURCE`."""
+    return sum(1 for ws in dask_scheduler.workers.values() if (ws.resources or {}).get(GPU_RESOURCE, 0) > 0)
+
+
+class _GPUWorkers(Backend):
+    """The workers of a :class:`DaskCluster` that declare :data:`GPU_RESOURCE`: tasks of :data:`TORCH_BATCH` photos.
+
+    Shares the cluster's client (started on first use); closing it stops only its own executor.
+    """
+
+    batch = TORCH_BATCH
+
+    def __init__(self, cluster: DaskCluster) -> None:
+        super().__init__()
+        self.cluster = cluster
+        self.sends_photos = cluster.sends_photos
+
+    def _start(self) -> Executor:
+        self.cluster.executor()
+        client = self.cluster.client
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while not (n := client.run_on_scheduler(_gpu_worker_count)):
+            if time.monotonic() > deadline:
+                raise InputError(f"--gpu-workers: no worker of {self.cluster.target} declares the {GPU_RESOURCE} "
+                                 f"resource after {CONNECT_TIMEOUT_S} s; start one per GPU with `dask worker ADDRESS "
+                                 f"--nthreads 1 --resources {GPU_RESOURCE}=1`, or leave out --gpu-workers")
+            time.sleep(0.5)
+        self.slots = n
+        return client.get_executor(pure=False, retries=TASK_RETRIES, resources={GPU_RESOURCE: 1})
+
+
+    def failure(self, exc: BaseException) -> BaseException:
+        return self.cluster.failure(exc)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None

@@ -8,8 +8,9 @@ memory (:class:`MethodResult`), including the maps of the images the report show
 Where the maps are computed is a :class:`Backend`: this process (:class:`InProcess`), N spawned
 processes (:class:`ProcessPool`, the runner's ``--workers N``) or a Dask cluster
 (:class:`evaluation.cluster.DaskCluster`, ``--scheduler``). All three run the one task function
-:func:`compute_map` through one submission loop, and this process writes every returned map into
-the cache as it arrives.
+:func:`compute_maps` (:func:`compute_map` on a batch of photos, one photo except on Dask GPU
+workers) through one submission loop, and this process writes every returned map into the cache
+as it arrives.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import multiprocessing
 import os
 import pickle
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -34,7 +36,7 @@ from .datasets import DatasetError, ExternalMaps, Sample
 from .metrics import MetricsAccumulator, Scores, quantize
 
 __all__ = ["Backend", "InProcess", "LazyPairs", "MethodResult", "ProcessPool", "ShippedDetector", "compute_map",
-           "evaluate_detector", "evaluate_maps"]
+           "compute_maps", "evaluate_detector", "evaluate_maps"]
 
 
 @dataclass
@@ -75,7 +77,7 @@ class LazyPairs(Sequence):
 
 # --- Where maps are computed ---------------------------------------------------------------------------------
 #
-# Every map is computed by one task function, :func:`compute_map`, submitted through one loop
+# Every map is computed by one task function, :func:`compute_maps`, submitted through one loop
 # (:func:`_computed`) to a concurrent.futures executor chosen by the runner: this process
 # (:class:`InProcess`), N local processes (:class:`ProcessPool`, ``--workers N``) or a Dask cluster
 # (:class:`evaluation.cluster.DaskCluster`, ``--scheduler``). The client keeps the cache: it writes
@@ -106,21 +108,54 @@ class ShippedDetector:
         """The detector, unpickled on the first call in this process."""
         detector = _WORKER.get(self.key)
         if detector is None:
-            _set_worker_threads()
+            _prepare_worker()
             detector = pickle.loads(self.blob)
             _WORKER.clear()
             _WORKER[self.key] = detector
         return detector
 
 
-def _set_worker_threads() -> None:
-    """In a worker process: the methods' thread budget follows the process's ``OMP_NUM_THREADS``.
+#: glibc's ``mallopt`` parameters, and the values :func:`_undo_malloc_trim` sets: the largest
+#: thresholds glibc's own adaptive rule reaches on 64-bit Linux (mmap 32 MiB, trim twice that).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 << 20, 64 << 20
 
-    The runner's own workers get 1 (:func:`_single_threaded_children`), and Dask's nannies set
+
+def _undo_malloc_trim() -> bool:
+    """In a worker started with ``MALLOC_TRIM_THRESHOLD_`` set: give large arrays back glibc's usual heap reuse.
+
+    Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.
+    pre-spawn-environ``), and setting it switches off glibc's adaptive mmap threshold: every
+    temporary array over 128 kB is then a fresh ``mmap`` whose pages fault in again. The methods
+    make many such arrays: measured on one 2-core Intel machine (one thread, 3 CUHK photos), the
+    variable made gradient_stats 1.65x, HiFST 1.5x and Chakrabarti10 1.25x slower, and the
+    ``--scheduler local:2`` run of 50 photos 27% slower per map than ``--workers 2``. Setting
+    both thresholds to the values the adaptive rule grows to restores the speed (within 4%).
+    Returns whether it did (only where the variable is set and the C library is glibc).
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+def _prepare_worker() -> None:
+    """In a worker process, before its first map: the thread budget, and malloc as in one process.
+
+    The methods' thread budget follows the process's ``OMP_NUM_THREADS``: the runner's own
+    workers get 1 (:func:`_single_threaded_children`), and Dask's nannies set
     ``OMP_NUM_THREADS=1`` by default (``distributed.nanny.pre-spawn-environ``), so N single-threaded
     workers on N cores never run N x cores threads; a worker started with another value uses that.
+    Dask's memory trimming is undone (:func:`_undo_malloc_trim`).
     """
     from baselines.interface import THREADS_ENV, thread_budget
+
+    _undo_malloc_trim()
 
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
     if omp:
@@ -163,17 +198,32 @@ def compute_map(detector: Detector | ShippedDetector, sample: Sample, mask_shape
     return sample.stem, quantize(score), seconds
 
 
-class Backend:
-    """Where :func:`compute_map` runs: a concurrent.futures executor and how work travels to it.
+def compute_maps(detector: Detector | ShippedDetector, samples: Sequence[Sample],
+                 mask_shapes: Sequence[tuple[int, int]],
+                 data: Sequence[bytes | None] | None = None) -> list[tuple[str, np.ndarray, float]]:
+    """The task every backend runs: :func:`compute_map` for each photo of a batch, in order.
 
-    Subclasses set :attr:`slots` (tasks that run at once), :attr:`sends_photos` (photos travel as
-    bytes, for workers that do not share the client's file system) and implement
-    :meth:`_start`. Use as a context manager; the executor is started on first use, so a run whose
+    A batch is one photo, except for the torch methods on Dask GPU workers, where several photos
+    per task spread the scheduling and transfer overhead (:attr:`Backend.batch`). The batch's
+    maps come back together; a task that fails or whose worker dies yields none of them.
+    """
+    data = data if data is not None else [None] * len(samples)
+    return [compute_map(detector, s, shape, d) for s, shape, d in zip(samples, mask_shapes, data, strict=True)]
+
+
+class Backend:
+    """Where :func:`compute_maps` runs: a concurrent.futures executor and how work travels to it.
+
+    Subclasses set :attr:`slots` (tasks that run at once), :attr:`batch` (photos per task),
+    :attr:`sends_photos` (photos travel as bytes, for workers that do not share the client's file
+    system) and implement :meth:`_start`. Use as a context manager; the executor is started on first use, so a run whose
     maps are all cached starts nothing.
     """
 
     #: tasks that run at once (the loop keeps twice as many submitted)
     slots: int = 1
+    #: photos per task
+    batch: int = 1
     #: whether the client sends each photo's bytes with its task
     sends_photos: bool = False
 
@@ -195,8 +245,17 @@ class Backend:
         return 2 * max(1, self.slots)
 
     def ship(self, detector: Detector) -> Detector | ShippedDetector:
-        """What :func:`compute_map` receives as its detector."""
+        """What :func:`compute_maps` receives as its detector."""
         return ShippedDetector(detector)
+
+    def for_torch(self) -> "Backend":
+        """Where the torch methods (DBM) run: this process, on ``--device``, unless the backend has GPU workers.
+
+        torch already spreads one photo over every core of this process (or runs on its GPU), and
+        N CPU workers would hold N copies of the network; :class:`evaluation.cluster.DaskCluster`
+        overrides this when the cluster has workers with the ``GPU`` resource.
+        """
+        return InProcess()
 
     def failure(self, exc: BaseException) -> BaseException:
         """The error to raise for a task that failed with ``exc`` (one line for this backend's own failures)."""
@@ -204,7 +263,7 @@ class Backend:
 
     def close(self) -> None:
         """Stop the executor (and what it started)."""
-        if self._executor is not None:  # the tasks not started are dropped; running ones end (one photo each)
+        if self._executor is not None:  # the tasks not started are dropped; running ones end (one batch each)
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
@@ -256,8 +315,7 @@ class ProcessPool(Backend):
 
     def _start(self) -> Executor:
         # spawn, not fork: forking a process that runs threads (OpenCV, BLAS, torch) can deadlock.
-        with _single_threaded_children():
-            return ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(self.slots, mp_context=_SingleThreadedSpawn())
 
     def failure(self, exc: BaseException) -> BaseException:
         if isinstance(exc, BrokenProcessPool):
@@ -266,21 +324,40 @@ class ProcessPool(Backend):
         return exc
 
 
+_ENVIRON_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _single_threaded_children():
-    """Environment inherited by spawned workers: one thread each for BLAS, OpenMP and the methods."""
+    """Environment inherited by processes started within: one thread each for BLAS, OpenMP and the methods."""
     from dbm.cli import THREAD_VARIABLES as names
 
-    saved = {n: os.environ.get(n) for n in names}
-    os.environ.update({n: "1" for n in names})
-    try:
-        yield
-    finally:
-        for n, v in saved.items():
-            if v is None:
-                os.environ.pop(n, None)
-            else:
-                os.environ[n] = v
+    with _ENVIRON_LOCK:  # a pool may start a replacement process from its own thread
+        saved = {n: os.environ.get(n) for n in names}
+        os.environ.update({n: "1" for n in names})
+        try:
+            yield
+        finally:
+            for n, v in saved.items():
+                if v is None:
+                    os.environ.pop(n, None)
+                else:
+                    os.environ[n] = v
+
+
+class _SingleThreadedSpawn(multiprocessing.context.SpawnContext):
+    """The spawn start method, every process started in :func:`_single_threaded_children`'s environment.
+
+    A ProcessPoolExecutor starts its processes as tasks are submitted (and again when one dies),
+    not when it is created, so the environment is set at each start. (Until this class, the
+    runner's ``--workers`` processes started with every thread of the machine: two of them ran
+    Chakrabarti10 three times slower per photo than one.)
+    """
+
+    class Process(multiprocessing.context.SpawnProcess):
+        def start(self) -> None:
+            with _single_threaded_children():
+                super().start()
 
 
 def _photo_bytes(sample: Sample) -> bytes:
@@ -292,39 +369,43 @@ def _photo_bytes(sample: Sample) -> bytes:
 
 def _computed(detector: Detector, todo: Sequence[Sample], masks: dict[str, np.ndarray],
               backend: Backend) -> Iterator[tuple[Sample, np.ndarray, float]]:
-    """Submit :func:`compute_map` for every sample of ``todo``; yield ``(sample, levels, seconds)`` as each ends.
+    """Submit :func:`compute_maps` for the samples of ``todo``; yield ``(sample, levels, seconds)`` as tasks end.
 
-    At most :attr:`Backend.window` tasks are submitted at once (so a cluster's photos are never all
-    in memory); each sample has exactly one future, so each result arrives once. A failed task
-    stops the loop with its error (:meth:`Backend.failure`) and cancels the others.
+    Each task takes :attr:`Backend.batch` consecutive samples; at most :attr:`Backend.window`
+    tasks are submitted at once (so a cluster's photos are never all in memory); each sample is
+    in exactly one task, which has one future, so each result arrives once. A failed task stops
+    the loop with its error (:meth:`Backend.failure`) and cancels the others.
     """
     pool = backend.executor()
     shipped = backend.ship(detector)
-    queue = iter(todo)
-    pending: dict[Future, Sample] = {}
+    size = max(1, backend.batch)
+    batches = iter([todo[i:i + size] for i in range(0, len(todo), size)])
+    pending: dict[Future, list[Sample]] = {}
     try:
         while True:
             while len(pending) < backend.window:
-                s = next(queue, None)
-                if s is None:
+                batch = next(batches, None)
+                if batch is None:
                     break
-                data = _photo_bytes(s) if backend.sends_photos else None
-                pending[pool.submit(compute_map, shipped, s, masks[s.stem].shape, data)] = s
+                data = [_photo_bytes(s) for s in batch] if backend.sends_photos else None
+                shapes = [masks[s.stem].shape for s in batch]
+                pending[pool.submit(compute_maps, shipped, batch, shapes, data)] = batch
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                s = pending.pop(future)
+                batch = pending.pop(future)
                 try:
-                    stem, levels, seconds = future.result()
+                    answers = future.result()
                 except Exception as exc:  # a failed or cancelled task (CancelledError is an Exception)
                     error = backend.failure(exc)
                     if error is exc:
                         raise
                     raise error from None
-                if stem != s.stem:  # pragma: no cover - a task answering for another photo
-                    raise RuntimeError(f"the task for {s.stem} returned the map of {stem}")
-                yield s, levels, seconds
+                for s, (stem, levels, seconds) in zip(batch, answers, strict=True):
+                    if stem != s.stem:  # pragma: no cover - a task answering for another photo
+                        raise RuntimeError(f"the task for {s.stem} returned the map of {stem}")
+                    yield s, levels, seconds
     finally:
         for future in pending:
             future.cancel()
@@ -379,9 +460,9 @@ def evaluate_detector(
     for s in samples:
         shape = masks[s.stem].shape
         levels = cache.load(s, shape)
-        if levels is None:  # damaged since it was written: compute it again
-            _, fresh, t = compute_map(detector, s, shape)
-            cache.store(s, fresh, t)
+        if levels is None:  # damaged since it was written: compute it again, where the others were computed
+            for _, fresh, t in _computed(detector, [s], masks, backend or InProcess()):
+                cache.store(s, fresh, t)
             levels, times = cache.load(s, shape), cache.seconds()
             if levels is None:
                 raise OSError(f"{cache.path(s)}: the map just written cannot be read back; check the disk")

@@ -28,6 +28,7 @@ interrupted command to resume it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import shutil
 import sys
@@ -42,7 +43,7 @@ from baselines.interface import InputError
 from dbm.fileio import atomic_write_bytes
 
 from .cache import MapCache, file_digest, samples_digest
-from .cluster import SCHEDULER_HELP
+from .cluster import GPU_RESOURCE, GPU_WORKERS_HELP, SCHEDULER_HELP
 from .cli import RESULTS_OUT, CLIError, OneLineParser, add_common_options, apply_threads, positive_int, report
 from .datasets import MAP_RESIZE, Dataset, DatasetError, ExternalMaps, parse_maps_option, split_text_of
 from .engine import Backend, InProcess, LazyPairs, MethodResult, ProcessPool, evaluate_detector, evaluate_maps
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-fs", action="store_true",
                    help="with --scheduler: the workers read the photos from their paths (default: the client sends "
                         "each photo's bytes, so workers need not share this file system)")
+    p.add_argument("--gpu-workers", action="store_true", help=GPU_WORKERS_HELP)
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images of the split")
     add_common_options(p, out=RESULTS_OUT, quiet=True, threads=True, device="the DBM networks run there")
     return p
@@ -258,18 +260,20 @@ def _backend(args) -> Backend:
                                "the local cluster its workers with --scheduler local:N")
         from .cluster import DaskCluster
 
-        return DaskCluster(args.scheduler, shared_fs=args.shared_fs)
+        return DaskCluster(args.scheduler, shared_fs=args.shared_fs, gpu_workers=args.gpu_workers)
     if args.shared_fs:
         raise DatasetError("--shared-fs says how Dask workers read the photos; it needs --scheduler")
+    if args.gpu_workers:
+        raise DatasetError("--gpu-workers sends DBM to the GPU workers of a Dask cluster; it needs --scheduler ADDRESS")
     return ProcessPool(args.workers) if args.workers > 1 else InProcess()
 
 
 def run(args: argparse.Namespace) -> list[MethodResult]:
-    with _backend(args) as backend:
-        return _run(args, backend)
+    with _backend(args) as backend, contextlib.ExitStack() as stack:
+        return _run(args, backend, stack)
 
 
-def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
+def _run(args: argparse.Namespace, backend: Backend, stack: contextlib.ExitStack) -> list[MethodResult]:
     progress = _progress(args.quiet)
     out: Path = args.out
     cache_root = args.cache or out / "cache"
@@ -285,9 +289,13 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
     weights = _parse_weights(args.weights)
     settings = parse_set_options(args.set)
     check_selected(settings, [m for m in methods if m not in maps])
-    from dbm.device import parse_device, resolve_device
+    from dbm.device import devices_elsewhere, parse_device, resolve_device
 
     device = parse_device(args.device)  # the spelling, without torch
+    torch_backend = backend.for_torch()
+    remote_torch = not isinstance(torch_backend, InProcess)  # --gpu-workers: Dask workers with GPUs
+    if remote_torch:
+        stack.enter_context(devices_elsewhere())  # --device names their device, which they check
     if device not in ("auto", "cpu"):
         resolve_device(device)  # CUDA asked for: a one-line error now when there is none
     for name, values in settings.items():  # a bad --set value stops the run before any map is computed
@@ -373,7 +381,13 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
             suffix = _prepare_trainable(detector, name, args, dataset, label, cache_root, split, notes, progress)
         cache = MapCache.for_method(cache_root, name, f"{detector.cache_key()}{suffix}")
         shown_as = result_label(name, settings.get(name))
-        where = InProcess() if METHODS[name].needs_torch else backend  # the torch methods run here, on --device
+        where = backend
+        if METHODS[name].needs_torch:  # here, on --device, or on the GPU workers (not a CPU-only precision)
+            where = InProcess()
+            if remote_torch and detector.settings.get("device", "cpu") == resolve_device(device):
+                where = torch_backend
+                notes.append(f"{shown_as}: maps not in the cache computed on the Dask workers with the {GPU_RESOURCE} "
+                             f"resource, device {resolve_device(device)}")
         result = evaluate_detector(shown_as, detector, samples, cache, backend=where, progress=progress, keep=grid,
                                    profiles=args.metrics)
         results.append(result)
@@ -387,7 +401,7 @@ def _run(args: argparse.Namespace, backend: Backend) -> list[MethodResult]:
     table = write_outputs(out, results, dataset=label, split=split_label, paper_table=paper_table,
                           benchmark="" if args.data is None else dataset.spec.name, samples=samples, grid=grid,
                           notes=notes, dataset_path=dataset.root,
-                          device=str(resolve_device(device)) if torch_ran else None,
+                          device=str(resolve_device(device)) if torch_ran and not remote_torch else None,
                           command=["python", "-m", "evaluation.run", *getattr(args, "argv", [])])
     print(f"\n{label}, split {split_label}, {len(samples)} images\n")
     print(table)

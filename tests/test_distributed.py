@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,12 @@ import pytest
 
 from baselines.gradient_energy import GradientEnergy
 from baselines.interface import Detector, InputError, decode_image, read_image
+from evaluation import cluster as cluster_module
 from evaluation import registry, run
-from evaluation.cluster import parse_scheduler
+from evaluation.cache import MapCache
+from evaluation.cluster import GPU_RESOURCE, parse_scheduler
+from evaluation.datasets import Dataset
+from evaluation.engine import Backend, _InlineExecutor, evaluate_detector
 from evaluation.report import METRIC_FIELDS, PER_IMAGE_FIELDS
 
 #: Columns that say when and how fast a run was, not what it measured.
@@ -141,6 +146,8 @@ def test_killed_worker_is_replaced_and_nothing_counted_twice(dask_installed, sin
     (["--shared-fs"], "needs --scheduler"),
     (["--scheduler", "local:0"], "at least one worker"),
     (["--scheduler", "myhost:8786"], "expected local:N"),
+    (["--gpu-workers"], "needs --scheduler ADDRESS"),
+    (["--scheduler", "local:2", "--gpu-workers"], "a local:N cluster has none"),
 ])
 def test_bad_scheduler_options_are_one_line(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "distributed", None)  # also where Dask is missing
@@ -172,3 +179,204 @@ def test_photo_bytes_decode_as_the_file(cuhk_dir):
     assert np.array_equal(decode_image(data, name=str(path)), read_image(path))
     with pytest.raises(InputError, match=f"{path.name}: damaged JPEG data"):
         decode_image(data[: len(data) // 2] + bytes(64) + data[-2:], name=str(path))
+
+
+# --- Batches, and the torch methods on Dask workers that declare a GPU ------------------------------------------
+
+
+class _Recording(Backend):
+    """Tasks of 5 photos run in this process, each task's photos recorded."""
+
+    batch = 5
+
+    def __init__(self):
+        super().__init__()
+        self.tasks = []
+
+    def _start(self):
+        backend = self
+
+        class _Executor(_InlineExecutor):
+            def submit(self, fn, /, *args, **kwargs):
+                backend.tasks.append([s.stem for s in args[1]])
+                return super().submit(fn, *args, **kwargs)
+
+        return _Executor()
+
+
+def test_batched_tasks_score_each_photo_once(cuhk_dir, tmp_path):
+    """Tasks of several photos give the maps and scores of one photo per task, each photo in one task."""
+    samples = Dataset(cuhk_dir).samples("all", allow_missing=True)
+    detector = GradientEnergy()
+    caches = [MapCache.for_method(tmp_path / name, "gradient_energy", detector.cache_key()) for name in ("a", "b")]
+    backend = _Recording()
+    batched = evaluate_detector("gradient_energy", detector, samples, caches[0], backend=backend)
+    single = evaluate_detector("gradient_energy", detector, samples, caches[1])
+    stems = [s.stem for s in samples]
+    assert backend.tasks == [stems[:5], stems[5:10], stems[10:]]
+    for name, value in vars(batched.scores).items():
+        assert np.array_equal(value, vars(single.scores)[name]) if isinstance(value, np.ndarray) else (
+            value == vars(single.scores)[name]), name
+    for s in samples:
+        assert caches[0].path(s).read_bytes() == caches[1].path(s).read_bytes()
+
+
+@pytest.fixture
+def dbm_network():
+    pytest.importorskip("torch")
+    from dbm.detector import DBM
+
+    return DBM
+
+
+def test_dbm_travels_as_its_weights_digest(dbm_network, tmp_path):
+    """Unpickled elsewhere, DBM finds the shipped weights of that installation and refuses other bytes."""
+    from dbm.detector import SHIPPED_WEIGHTS
+
+    net = dbm_network(device="cpu")
+    elsewhere = pickle.loads(pickle.dumps(net))
+    assert elsewhere.cache_key() == net.cache_key()
+    state = net.__getstate__()
+    state["_path"] = tmp_path / "other_install" / SHIPPED_WEIGHTS.name  # another machine's path
+    moved = dbm_network.__new__(dbm_network)
+    moved.__setstate__(dict(state))
+    assert moved._path == SHIPPED_WEIGHTS
+
+    copy = tmp_path / "mine.pt"
+    copy.write_bytes(SHIPPED_WEIGHTS.read_bytes())
+    blob = pickle.dumps(dbm_network(weights=str(copy), device="cpu"))
+    copy.write_bytes(copy.read_bytes() + b"\0")  # the worker's file is not the client's
+    with pytest.raises(InputError, match=r"mine\.pt: on .*\(SHA-256 differs"):
+        pickle.loads(blob)
+    copy.unlink()
+    with pytest.raises(InputError, match=r"mine\.pt: weight file not found on .*shared file system"):
+        pickle.loads(blob)
+
+
+def test_a_gpu_named_for_workers_is_checked_where_it_runs(dbm_network):
+    """Built for GPU workers (``devices_elsewhere``), the detector accepts cuda here and checks it on arrival."""
+    import torch
+
+    from dbm.device import devices_elsewhere
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the check would pass")
+    with pytest.raises(InputError, match="cuda"):
+        dbm_network(device="cuda")
+    with devices_elsewhere():
+        net = dbm_network(device="auto")
+    assert net.settings["device"] == "cuda:0"
+    with pytest.raises(InputError, match=r"^on .*: device cuda:0: .*use device cpu"):
+        pickle.loads(pickle.dumps(net))
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster():
+    """A Dask cluster of one worker that declares a GPU (it has none: the tests run DBM on its CPU)."""
+    distributed = pytest.importorskip("distributed", reason='the dask extra is not installed (pip install ".[dask]")')
+    pytest.importorskip("torch")
+    import logging
+
+    from evaluation.engine import _single_threaded_children
+
+    with _single_threaded_children():
+        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                           silence_logs=logging.ERROR, resources={GPU_RESOURCE: 1})
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def _worker_detectors() -> list[str]:
+    from evaluation import engine
+
+    return [d.name for d in engine._WORKER.values()]
+
+
+def test_dbm_runs_on_the_gpu_workers(gpu_cluster, cuhk_dir, tmp_path, monkeypatch):
+    """DBM's tasks go to the worker with the GPU resource, in batches, and give the maps this process gives."""
+    monkeypatch.setattr(cluster_module._GPUWorkers, "batch", 3)
+    argv = ["--data", str(cuhk_dir), "--split", "even", "--allow-missing", "--methods", "dbm", "--quiet",
+            "--save-maps", "--device", "cpu", "--set", "dbm.threads=1"]
+    assert run.main([*argv, "--out", str(tmp_path / "here")]) == 0
+    assert run.main([*argv, "--out", str(tmp_path / "there"), "--scheduler", gpu_cluster.scheduler.address,
+                     "--gpu-workers"]) == 0
+    assert list(gpu_cluster.run(_worker_detectors).values()) == [["dbm"]]
+    here, there = (_rows(tmp_path / d / "metrics.csv", METRIC_FIELDS) for d in ("here", "there"))
+    (key,) = here
+    assert "computed on the Dask workers with the GPU resource, device cpu" in there[key].pop("notes")
+    here[key].pop("notes")
+    assert here == there
+    (folder,) = (tmp_path / "here" / "maps").iterdir()  # dbm[threads=1]
+    maps = sorted(folder.iterdir())
+    assert len(maps) > 3  # more than one batch
+    for path in maps:
+        assert path.read_bytes() == (tmp_path / "there" / "maps" / folder.name / path.name).read_bytes(), path.name
+
+
+def test_a_gpu_worker_without_the_gpu_stops_the_run_in_one_line(gpu_cluster, cuhk_dir, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = ["--data", str(cuhk_dir), "--split", "even", "--allow-missing", "--methods", "dbm", "--quiet",
+            "--out", str(tmp_path / "o"), "--scheduler", gpu_cluster.scheduler.address, "--gpu-workers"]
+    assert run.main(argv) == 2  # --device auto: the workers' cuda:0, which this worker lacks
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the note on the fixture's missing photos
+    assert err.startswith("error: on ") and "device cuda:0" in err and "use device cpu" in err
+
+
+def test_gpu_workers_that_never_come_stop_the_run_in_one_line(dask_installed, cuhk_dir, tmp_path, capsys,
+                                                               monkeypatch):
+    import logging
+
+    import distributed
+
+    from evaluation.engine import _single_threaded_children
+
+    pytest.importorskip("torch")
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", 1)
+    with _single_threaded_children():
+        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                           silence_logs=logging.ERROR)
+    try:
+        argv = ["--data", str(cuhk_dir), "--split", "even", "--allow-missing", "--methods", "dbm", "--quiet",
+                "--out", str(tmp_path / "o"), "--scheduler", cluster.scheduler_address, "--gpu-workers"]
+        assert run.main(argv) == 2
+    finally:
+        cluster.close()
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: --gpu-workers: no worker of tcp://") and "--resources GPU=1" in err
+
+
+def test_dask_memory_trimming_is_undone_in_workers(monkeypatch):
+    """Workers started with Dask's MALLOC_TRIM_THRESHOLD_ get glibc's large-array reuse back; others are left alone."""
+    import platform
+
+    from evaluation.engine import _undo_malloc_trim
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert _undo_malloc_trim() is False
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert _undo_malloc_trim() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def _thread_environment() -> dict:
+    from dbm.cli import THREAD_VARIABLES
+
+    return {n: os.environ.get(n) for n in THREAD_VARIABLES}
+
+
+def test_worker_processes_start_single_threaded(monkeypatch):
+    """--workers N: each process, including those started after the first tasks, has one thread per library."""
+    from dbm.cli import THREAD_VARIABLES
+    from evaluation.engine import ProcessPool
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with ProcessPool(2) as pool:
+        executor = pool.executor()
+        seen = [executor.submit(_thread_environment).result() for _ in range(3)]
+    assert seen == [{n: "1" for n in THREAD_VARIABLES}] * 3
+    assert all(n not in os.environ for n in THREAD_VARIABLES)  # this process keeps its own
