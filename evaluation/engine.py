@@ -216,8 +216,8 @@ class Backend:
 
     Subclasses set :attr:`slots` (tasks that run at once), :attr:`batch` (photos per task),
     :attr:`sends_photos` (photos travel as bytes, for workers that do not share the client's file
-    system) and implement :meth:`_start`. Use as a context manager; the executor is started on first use, so a run whose
-    maps are all cached starts nothing.
+    system) and implement :meth:`_start`. Use as a context manager; the executor is started on
+    first use, so a run whose maps are all cached starts nothing.
     """
 
     #: tasks that run at once (the loop keeps twice as many submitted)
@@ -249,11 +249,11 @@ class Backend:
         return ShippedDetector(detector)
 
     def for_torch(self) -> "Backend":
-        """Where the torch methods (DBM) run: this process, on ``--device``, unless the backend has GPU workers.
+        """Where the torch methods (DBM) run: this process, on ``--device``, unless sent to GPU workers.
 
         torch already spreads one photo over every core of this process (or runs on its GPU), and
         N CPU workers would hold N copies of the network; :class:`evaluation.cluster.DaskCluster`
-        overrides this when the cluster has workers with the ``GPU`` resource.
+        overrides this for ``--gpu-workers`` (the workers with the ``GPU`` resource).
         """
         return InProcess()
 
