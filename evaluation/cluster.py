@@ -54,8 +54,8 @@ from baselines.interface import InputError
 
 from .engine import Backend, _single_threaded_children
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskCluster", "GPU_RESOURCE", "GPU_WORKERS_HELP", "SCHEDULER_HELP", "TASK_RETRIES", "TORCH_BATCH",
-           "parse_scheduler"]
+__all__ = ["CONNECT_TIMEOUT_S", "DaskCluster", "GPU_RESOURCE", "GPU_WORKERS_HELP", "LOCAL_CONFIG", "SCHEDULER_HELP",
+           "TASK_RETRIES", "TORCH_BATCH", "parse_scheduler"]
 
 #: Times Dask re-runs a task that raised (worker deaths are counted separately, by the scheduler's
 #: ``allowed-failures``). 0: the suite's errors are deterministic, a retry would only repeat them.
