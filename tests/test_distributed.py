@@ -253,6 +253,18 @@ def test_dbm_travels_as_its_weights_digest(dbm_network, tmp_path):
         pickle.loads(blob)
 
 
+def test_a_relative_weights_path_travels_resolved(dbm_network, tmp_path, monkeypatch):
+    """``--weights dbm=runs/x.pt`` names a file of the client's folder, not of the worker's."""
+    from dbm.detector import SHIPPED_WEIGHTS
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "x.pt").write_bytes(SHIPPED_WEIGHTS.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    blob = pickle.dumps(dbm_network(weights="runs/x.pt", device="cpu"))
+    monkeypatch.chdir(tmp_path / "runs")  # the worker's working folder
+    assert pickle.loads(blob)._path == tmp_path / "runs" / "x.pt"
+
+
 def test_a_gpu_named_for_workers_is_checked_where_it_runs(dbm_network):
     """Built for GPU workers (``devices_elsewhere``), the detector accepts cuda here and checks it on arrival."""
     import torch
