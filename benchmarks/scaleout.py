@@ -60,6 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the suite's dbm before the standard library's
 
 from dbm.cli import THREAD_VARIABLES  # noqa: E402
+from dbm.fileio import atomic_write_bytes  # noqa: E402
 
 from evaluation.machine import machine  # noqa: E402
 from evaluation.registry import METHODS, resolve_methods  # noqa: E402
@@ -134,9 +135,7 @@ def _load(path: Path, workload: dict) -> dict:
 
 
 def _save(path: Path, workload: dict, modes: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"workload": workload, "modes": modes}, indent=1))
-    tmp.replace(path)
+    atomic_write_bytes(path, json.dumps({"workload": workload, "modes": modes}, indent=1).encode(), overwrite=True)
 
 
 def _table(results: dict, workers: int, per_machine: int, machines: str) -> None:

@@ -255,7 +255,6 @@ class _GPUWorkers(Backend):
         self.slots = n
         return client.get_executor(pure=False, retries=TASK_RETRIES, resources={GPU_RESOURCE: 1})
 
-
     def failure(self, exc: BaseException) -> BaseException:
         return self.cluster.failure(exc)
 

@@ -104,16 +104,20 @@ MARKERS = (None, "o", "s", "^", "D", "v", "P", "X")
 
 
 # Paper rows ------------------------------------------------------------------------------------
+def _registered_base(name: str) -> str | None:
+    """``name`` if it is a registered method, else its longest registered prefix (``hifst_published`` -> ``hifst``)."""
+    if name in METHODS:
+        return name
+    return max((n for n in METHODS if name.startswith(n + "_")), key=len, default=None)
+
+
 def paper_row_for(name: str) -> str | None:
     """The paper's row label (Tables III and V) for a method name (``hifst_published`` -> ``HiFST``), if any.
 
     Settings in the name (``hifst[stride=2]``, see :func:`evaluation.settings.result_label`) are ignored.
     """
-    name = method_of_label(name)
-    if name in METHODS:
-        return METHODS[name].paper_row
-    prefixes = sorted((n for n in METHODS if name.startswith(n + "_")), key=len, reverse=True)
-    return METHODS[prefixes[0]].paper_row if prefixes else None
+    base = _registered_base(method_of_label(name))
+    return METHODS[base].paper_row if base else None
 
 
 def ablation_row_for(table_id: str, name: str) -> str | None:
@@ -124,10 +128,7 @@ def ablation_row_for(table_id: str, name: str) -> str | None:
     """
     rows = ABLATION_TABLES[table_id][2]
     name = method_of_label(name)  # settings in the name do not change the row
-    if name not in METHODS:
-        prefixes = sorted((n for n in METHODS if name.startswith(n + "_")), key=len, reverse=True)
-        name = prefixes[0] if prefixes else name
-    return rows.get(name)
+    return rows.get(_registered_base(name) or name)
 
 
 def _ablation_only(name: str) -> bool:
@@ -233,8 +234,7 @@ def _paper_order(rows: Sequence[dict], table: dict | None) -> list[dict]:
     def key(r):
         row = paper_row_for(r["method"])
         at = labels.index(row) if row in labels else len(labels)
-        base = r["method"] if r["method"] in order else next(
-            (n for n in sorted(order, key=len, reverse=True) if r["method"].startswith(n + "_")), r["method"])
+        base = _registered_base(r["method"]) or r["method"]
         return at, order.get(base, len(order)), r["method"] not in order, r["method"]
 
     return sorted(rows, key=key)

@@ -296,6 +296,7 @@ def _run(args: argparse.Namespace, backend: Backend, stack: contextlib.ExitStack
     remote_torch = not isinstance(torch_backend, InProcess)  # --gpu-workers: Dask workers with GPUs
     if remote_torch:
         stack.enter_context(devices_elsewhere())  # --device names their device, which they check
+        remote_device = resolve_device(device)
     if device not in ("auto", "cpu"):
         resolve_device(device)  # CUDA asked for: a one-line error now when there is none
     for name, values in settings.items():  # a bad --set value stops the run before any map is computed
@@ -384,10 +385,10 @@ def _run(args: argparse.Namespace, backend: Backend, stack: contextlib.ExitStack
         where = backend
         if METHODS[name].needs_torch:  # here, on --device, or on the GPU workers (not a CPU-only precision)
             where = InProcess()
-            if remote_torch and detector.settings.get("device", "cpu") == resolve_device(device):
+            if remote_torch and detector.settings.get("device", "cpu") == remote_device:
                 where = torch_backend
                 notes.append(f"{shown_as}: maps not in the cache computed on the Dask workers with the {GPU_RESOURCE} "
-                             f"resource, device {resolve_device(device)}")
+                             f"resource, device {remote_device}")
         result = evaluate_detector(shown_as, detector, samples, cache, backend=where, progress=progress, keep=grid,
                                    profiles=args.metrics)
         results.append(result)
