@@ -41,7 +41,9 @@ several runs. ``report.md``, ``index.html`` and ``pr_curves.png`` are rebuilt fr
 files, so they always show exactly the rows of ``metrics.csv`` (``pr_curves.png``: those of this
 run's dataset and split); the map grids show this run's maps. The read-merge-write runs under a
 lock on ``OUT/.lock`` and every file is replaced atomically, so concurrent runs into one folder
-lose nothing and never leave a half-written file.
+lose nothing and never leave a half-written file. Rows are grouped by the dataset folder's name;
+when one group's rows were scored on different masks (another folder of the same name, another
+``--limit``: their checksums in ``runs.csv`` differ), the reports and the runner say so.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from .paper import ABLATION_PAPER_TABLE, ABLATION_TABLES, PAPER_TABLES, TABLE_VI
 from .registry import METHODS
 from .settings import method_of_label
 
-__all__ = ["METRIC_FIELDS", "paper_row_for", "ablation_row_for", "write_outputs", "markdown_table",
+__all__ = ["METRIC_FIELDS", "paper_row_for", "ablation_row_for", "write_outputs", "mixed_data", "markdown_table",
            "method_styles", "grid_stems", "render_markdown"]
 
 #: Columns of ``metrics.csv`` (the extra metric profiles' last, empty where a run did not compute them).
@@ -861,12 +863,38 @@ def _group_blocks(group: tuple[str, str], rows: list[dict], per_image: list[dict
     return blocks, pngs
 
 
+def mixed_data(rows: Sequence[dict], runs: Sequence[dict]) -> str:
+    """A warning when the rows of one (dataset, split) were scored on different masks, else "".
+
+    Rows are grouped by the dataset folder's name, so two folders of one name (or runs with
+    different ``--limit``) would share a table; the masks' checksum in ``runs.csv`` tells them
+    apart (a folder moved or copied elsewhere keeps its checksum). Rows without a run record or
+    checksum are not judged.
+    """
+    by_id = {r.get("run"): r for r in runs}
+    methods_of: dict[str, list[str]] = {}
+    for r in rows:
+        digest = by_id.get(r.get("run"), {}).get("masks_sha256", "")
+        if digest and not digest.startswith("unavailable"):
+            methods_of.setdefault(digest, []).append(r["method"])
+    if len(methods_of) < 2:
+        return ""
+    dataset, split = rows[0]["dataset"], rows[0]["split"]
+    parts = "; ".join(f"{', '.join(m)} on masks {d}" for d, m in methods_of.items())
+    return (f"not one dataset: the rows of {dataset}, split {split} were scored on different masks ({parts}); "
+            "another folder of the same name or another --limit was evaluated into this --out: use one --out per "
+            "dataset, or evaluate all the methods again with one command")
+
+
 def _build(out: Path, merged: list[dict], per_image: list[dict], curve_rows: list[dict], runs: list[dict],
            group: tuple[str, str], grid: list[tuple[str, bytes, list[str]]], grid_title: str) -> tuple[list, dict]:
     blocks: list = []
     current_pngs: dict[str, bytes] = {}
     for g, rows in _groups(merged).items():
         b, pngs = _group_blocks(g, rows, per_image, _curves_of(curve_rows, g), g == group)
+        warning = mixed_data(rows, runs)
+        if warning:
+            b.insert(1, Para(warning[0].upper() + warning[1:] + ".", note=True))
         blocks += b
         if g == group:
             current_pngs = pngs
@@ -927,6 +955,9 @@ def write_outputs(
     device: str | None = None,
 ) -> str:
     """Merge this run's results into ``out`` and rebuild the reports; return this run's markdown table.
+
+    The table is followed by a ``warning:`` line when the rows of this run's dataset and split in
+    ``out`` were scored on different masks (:func:`mixed_data`); the reports say so too.
 
     Parameters
     ----------
@@ -1007,4 +1038,6 @@ def write_outputs(
             _atomic_write(path, data)
         _remove_stale_pages(out / "map_grid.png", len(pages))
         group_rows = _groups(merged).get(group, [])
-    return markdown_table([r for r in group_rows if r["method"] in {x.name for x in results}])
+    table = markdown_table([r for r in group_rows if r["method"] in {x.name for x in results}])
+    warning = mixed_data(group_rows, runs)
+    return f"{table}\n\nwarning: {warning}" if warning else table

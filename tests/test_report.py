@@ -249,6 +249,35 @@ def test_rows_without_provenance_are_named(tmp_path, samples):
     assert "No record of how these rows were made" in (tmp_path / "report.md").read_text()
 
 
+def _copy_of(samples, root: Path, *, change_mask: bool = False):
+    """The photos and masks of ``samples`` in another folder, the first mask changed if asked."""
+    for sub in ("image", "gt"):
+        (root / sub).mkdir(parents=True)
+    for k, s in enumerate(samples):
+        (root / "image" / s.image_path.name).write_bytes(s.image_path.read_bytes())
+        mask = cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE)
+        if change_mask and k == 0:
+            mask[:5] = 255 - mask[:5]
+        cv2.imwrite(str(root / "gt" / s.mask_path.name), mask)
+    return Dataset(root).samples("all")
+
+
+def test_rows_scored_on_other_masks_of_the_same_name_are_flagged(tmp_path, samples):
+    out = tmp_path / "out"
+    assert "warning" not in _write(out, [_result("a", samples, 0.6)], samples)
+    moved = _copy_of(samples, tmp_path / "moved")  # the same data elsewhere: one dataset
+    assert "warning" not in _write(out, [_result("b", moved, 0.6)], moved)
+    assert "not one dataset" not in (out / "report.md").read_text()
+    other = _copy_of(samples, tmp_path / "other", change_mask=True)  # one mask differs: another dataset
+    table = _write(out, [_result("c", other, 0.6)], other)
+    warning = table.split("warning: ")[1]
+    assert "not one dataset" in warning and "a, b on masks" in warning and "c on masks" in warning
+    assert "Not one dataset" in (out / "report.md").read_text() and "Not one dataset" in (out / "index.html").read_text()
+    # c evaluated again on the first folder's masks: one dataset again
+    assert "warning" not in _write(out, [_result("c", samples, 0.6)], samples)
+    assert "not one dataset" not in (out / "report.md").read_text().lower()
+
+
 def test_page_is_self_contained(tmp_path, samples):
     _write(tmp_path, [_result("dbm", samples, 0.8), _result("hifst_published", samples, 0.6, source="maps")], samples,
            paper_table="III")
