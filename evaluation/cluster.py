@@ -123,7 +123,16 @@ def _distributed():
     return distributed
 
 
-class DaskCluster(Backend):
+class _OnDask(Backend):
+    """A backend whose executor is a Dask client's: closing it cancels the executor's tasks without waiting."""
+
+    def close(self) -> None:
+        if self._executor is not None:  # cancels its futures, running ones too, at once
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+
+class DaskCluster(_OnDask):
     """Maps computed by the workers of a Dask cluster (the runner's ``--scheduler``).
 
     Parameters
@@ -210,9 +219,7 @@ class DaskCluster(Backend):
         return exc
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+        super().close()
         for gpu in self._gpu_backends:
             gpu.close()
         self._gpu_backends.clear()
@@ -229,7 +236,7 @@ def _gpu_worker_count(dask_scheduler=None) -> int:
     return sum(1 for ws in dask_scheduler.workers.values() if (ws.resources or {}).get(GPU_RESOURCE, 0) > 0)
 
 
-class _GPUWorkers(Backend):
+class _GPUWorkers(_OnDask):
     """The workers of a :class:`DaskCluster` that declare :data:`GPU_RESOURCE`: tasks of :data:`TORCH_BATCH` photos.
 
     Shares the cluster's client (started on first use); closing it stops only its own executor.
@@ -257,8 +264,3 @@ class _GPUWorkers(Backend):
 
     def failure(self, exc: BaseException) -> BaseException:
         return self.cluster.failure(exc)
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
