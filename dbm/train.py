@@ -22,19 +22,22 @@ Several processes (torchrun)
 for several machines) trains data-parallel with :class:`torch.nn.parallel.DistributedDataParallel`:
 NCCL between GPUs (each process uses GPU ``LOCAL_RANK`` when ``--device`` is ``auto`` or CUDA),
 gloo on the CPU. The rule: **the global batch and the learning-rate schedule are the paper's
-whatever the number of processes.** ``--batch-size`` is the global batch (the paper's 3); each of
-the N processes computes ``--batch-size / N`` images of every step (an error when N does not
-divide it), the gradients are averaged over the processes, and ``--lr``, its decay and
-``--iterations`` count global steps, unchanged. Every process draws the same global batch from
-the one seeded permutation stream of a single-process run and keeps its own slice (rank r: images
-``r * B/N .. (r + 1) * B/N - 1`` of it), so each step sees exactly the images, flips and (up to
-the order of floating-point sums) the gradient of a single-process run with that batch; this is
-what :class:`torch.utils.data.DistributedSampler` does per epoch, kept in step with the
+whatever the number of processes.** ``--batch-size`` B is the global batch (the paper's 3); of
+every step, rank r of the N processes computes images ``floor(r B / N) .. floor((r + 1) B / N) - 1``
+(b_r of them: B/N each when N divides B, else 1 or 2 of the paper's 3 on 2 processes; N may not
+exceed B), scales its loss by ``N b_r / B`` (1 when N divides B), and the gradients are averaged
+over the processes, so the step's gradient is that of the loss of the whole batch; ``--lr``, its
+decay and ``--iterations`` count global steps, unchanged. Every process draws the same global
+batch from the one seeded permutation stream of a single-process run and keeps its own slice,
+so each step sees exactly the images, flips and (up to the order of floating-point sums) the
+gradient of a single-process run with that batch; this is what
+:class:`torch.utils.data.DistributedSampler` does per epoch, kept in step with the
 single-process order and its checkpointed stream. Rank 0 alone writes ``last.pt``, ``loss.csv``
 (the loss of the global batch), ``val.csv`` and ``final.pt``; ``--resume`` continues a run with
 any number of processes (torchrun ``--max-restarts K ... --resume`` restarts after a crash from the
-last checkpoint). ``--cache-features`` trains in one process only (its frozen-stage features are
-computed into one file and its step bypasses the network's ``forward``, which DDP synchronises).
+last checkpoint, or from the start when the crash came before the first). ``--cache-features``
+trains in one process only (its frozen-stage features are computed into one file and its step
+bypasses the network's ``forward``, which DDP synchronises).
 Threads: torchrun gives each process ``OMP_NUM_THREADS=1`` on the CPU; ``--threads`` overrides it.
 
 Departures from the Caffe training
@@ -72,7 +75,7 @@ import numpy as np
 
 from .cli import CLIError, DefaultsHelpFormatter, OneLineParser, add_common_options, apply_threads, report
 
-__all__ = ["LOSS_NORMS", "Processes", "build_parser", "main", "parse_args", "per_process_batch", "pixel_loss", "train"]
+__all__ = ["LOSS_NORMS", "Processes", "build_parser", "main", "parse_args", "batch_share", "pixel_loss", "train"]
 
 #: ``--loss-norm`` choices: divide the summed loss by pixels x images, or by images only (Caffe).
 LOSS_NORMS = ("pixel", "batch")
@@ -340,6 +343,8 @@ def _cache_features(model, imgs, k, path: Path, device, log) -> dict[int, np.mem
 
 
 _RUN_FILES = ("last.pt", "final.pt", "loss.csv", "val.csv")
+#: The files of a run stopped before its first checkpoint.
+_LOG_FILES = {"loss.csv", "val.csv"}
 
 
 def _check_run_folder(args: argparse.Namespace) -> bool:
@@ -348,7 +353,9 @@ def _check_run_folder(args: argparse.Namespace) -> bool:
     Returns
     -------
     bool
-        True when an earlier run's files are to be removed before training starts (``--overwrite``).
+        True when an earlier run's files are to be removed before training starts: ``--overwrite``,
+        or ``--resume`` of a run stopped before its first checkpoint (only its logs, nothing to
+        resume: torchrun ``--max-restarts`` restarts such a run from the start).
     """
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -358,6 +365,8 @@ def _check_run_folder(args: argparse.Namespace) -> bool:
         return False
     if args.resume and (out / "last.pt").is_file():
         return False
+    if args.resume and set(held) <= _LOG_FILES:
+        return True
     if args.overwrite:
         return True
     what = "continue it with --resume, " if (out / "last.pt").is_file() else ""
@@ -520,20 +529,30 @@ class Processes:
         return self.rank == 0
 
 
-def per_process_batch(batch_size: int, world: int) -> int:
-    """Images per step of each process: the global ``--batch-size`` divided by the number of processes.
+def batch_share(batch_size: int, world: int, rank: int) -> tuple[slice, float]:
+    """This process's images of each global batch, and the weight of its loss.
+
+    Rank r of N processes takes images ``r B // N .. (r + 1) B // N - 1`` of the global batch of
+    B = ``batch_size`` (b_r images) and weighs its loss, a mean over its own images, by
+    ``N b_r / B``: DistributedDataParallel averages the N gradients, so the step's gradient is
+    that of the mean loss over the B images, as in one process (module notes, "Several processes").
+
+    Returns
+    -------
+    slice, float
+        The images of the global batch, and the loss weight (exactly 1.0 when N divides B).
 
     Raises
     ------
     SystemExit
-        One line when ``batch_size`` is not a multiple of ``world``.
+        One line when there are more processes than images in a step.
     """
-    if batch_size % world:
-        fits = [n for n in range(1, batch_size + 1) if batch_size % n == 0]
-        raise SystemExit(f"--batch-size {batch_size} (the global batch) is not divisible by the {world} processes; "
-                         f"start {' or '.join(map(str, fits))} processes (torchrun --nproc_per_node), or choose a "
-                         f"--batch-size that is a multiple of {world}")
-    return batch_size // world
+    if world > batch_size:
+        raise SystemExit(f"--batch-size {batch_size} (the global batch) is smaller than the {world} processes, and "
+                         f"each computes at least one image of every step; start at most {batch_size} processes "
+                         f"(torchrun --nproc_per_node), or choose a --batch-size of at least {world}")
+    mine = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+    return mine, world * (mine.stop - mine.start) / batch_size
 
 
 def _training_device(text: str, procs: Processes):
@@ -601,21 +620,21 @@ def train(args: argparse.Namespace, log=print) -> Path:
         For a bad ``--device`` or dataset (:class:`baselines.datasets.DatasetError`).
     """
     procs = Processes.from_env()
-    batch = per_process_batch(args.batch_size, procs.world)
+    share = batch_share(args.batch_size, procs.world, procs.rank)
     if procs.distributed and args.cache_features is not None:
         raise SystemExit("--cache-features trains in one process; run it without torchrun, or drop --cache-features "
                          "(with --freeze-stages) to train on several")
-    if args.size == 0 and batch != 1:
+    if args.size == 0 and args.batch_size != procs.world:
         raise SystemExit("--size 0 keeps the image sizes and needs one image per process: --batch-size 1"
                          + (f" (with torchrun: --batch-size {procs.world}, the number of processes)" if procs.distributed else ""))
     try:
-        return _train(args, log if procs.writes else (lambda *a, **k: None), procs, batch)
+        return _train(args, log if procs.writes else (lambda *a, **k: None), procs, share)
     finally:
         _end_process_group(procs)
 
 
-def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
-    """:func:`train` in one of ``procs.world`` processes, each ``batch`` images of the global batch per step."""
+def _train(args: argparse.Namespace, log, procs: Processes, share: tuple[slice, float]) -> Path:
+    """:func:`train` in one of ``procs.world`` processes: its ``share`` of each global batch (:func:`batch_share`)."""
     import torch
 
     from .model import CONFIGURATIONS, build_model, load_weights, save_checkpoint as write_checkpoint, save_weights
@@ -678,8 +697,8 @@ def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
     log(f"{len(imgs)} training images from {', '.join(map(str, args.data))} (split {args.split}); "
         f"{model.describe()}; device {device}; amp {amp_name}; loss norm {args.loss_norm}"
         + ("; HED learning-rate multipliers" if model.variant in ("fusion", "dsn") and lr_scheme == "hed" else "")
-        + (f"; {procs.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), {batch} of the "
-           f"{args.batch_size} images of each step in each" if procs.distributed else ""))
+        + (f"; {procs.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'}) sharing the "
+           f"{args.batch_size} images of each step" if procs.distributed else ""))
 
     feats = None
     if args.cache_features is not None:
@@ -703,7 +722,7 @@ def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
         order_rng.bit_generator.state = ck["order_rng"]
         if flip_rng is not None and ck.get("flip_rng"):
             flip_rng.bit_generator.state = ck["flip_rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())  # loaded onto the device with the rest
         if procs.writes:
             _trim_log(out / "loss.csv", start_it)
             _trim_log(out / "val.csv", start_it)
@@ -752,13 +771,14 @@ def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
         for name in _RUN_FILES:
             if (out / name).is_file():
                 (out / name).unlink()
-        log(f"--overwrite: removed the earlier run's files from {out}")
+        log(f"--overwrite: removed the earlier run's files from {out}" if args.overwrite else
+            f"--resume: {out} holds no checkpoint yet (the run stopped before its first); started again")
     loss_file = open(out / "loss.csv", "a", newline="") if procs.writes else open(os.devnull, "w")
     loss_csv = csv.writer(loss_file)
     if start_it == 0:
         loss_csv.writerow(["iteration", "loss", "lr", "seconds"])
     val = _load_arrays([args.val], "all", args.size) if args.val and procs.writes else None
-    mine = slice(procs.rank * batch, (procs.rank + 1) * batch)  # this process's part of each global batch
+    mine, weight = share  # this process's part of each global batch, and its loss's weight
 
     bar = None
     try:
@@ -794,13 +814,15 @@ def _train(args: argparse.Namespace, log, procs: Processes, batch: int) -> Path:
                 loss = pixel_loss(logits, y, args.loss_norm)
                 for side in sides:
                     loss = loss + args.side_weight * pixel_loss(side, y, args.loss_norm)
+                if weight != 1.0:  # a share of another size than the others' (batch_share)
+                    loss = loss * weight
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             it += 1
             over_time = bool(args.max_minutes) and time.time() - t_start > args.max_minutes * 60
-            # the logged loss is the global batch's: the mean of the processes' equal-sized parts
+            # the logged loss is the global batch's: the mean of the processes' weighted losses
             total, late = _sum_over_processes([float(loss.detach()), float(over_time)], procs, device)
             value, over_time = total / procs.world, late > 0  # every process stops at the same iteration
             if not math.isfinite(value):

@@ -1,7 +1,8 @@
 """DBM training on several processes (torchrun, DistributedDataParallel, gloo on the CPU).
 
-Two processes with half the global batch each train as one process with the whole batch: the same
-losses and weights, up to the order of floating-point sums; an interrupted run resumes.
+Two processes sharing the global batch (2 + 2 images of 4, or 1 + 2 of 3) train as one process with
+the whole batch: the same losses and weights, up to the order of floating-point sums; an interrupted
+run resumes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import REPO  # noqa: E402
 from dbm.model import build_model, load_weights  # noqa: E402
-from dbm.train import Processes, main, per_process_batch  # noqa: E402
+from dbm.train import Processes, batch_share, main  # noqa: E402
 
 #: Difference allowed between the two runs' update of each tensor (its change over the 4 steps), relative to
 #: that update, beyond the float32 resolution of the weights themselves (EPS32 times their norm). The
@@ -50,10 +51,10 @@ def six_pairs(tmp_path, natural_rgb):
     return root
 
 
-def _recipe(data, out, *extra) -> list[str]:
+def _recipe(data, out, *extra, batch: int = 4) -> list[str]:
     """Four steps of a global batch of 4 (crossing epochs of the 6 images), flips on, SGD with momentum 0.9."""
     return ["--data", str(data), "--out", str(out), "--split", "all", "--config", "II", "--scratch", "--size", "32",
-            "--batch-size", "4", "--iterations", "4", "--lr", "0.0001", "--hflip", "--seed", "3", "--quiet", *extra]
+            "--batch-size", str(batch), "--iterations", "4", "--lr", "0.0001", "--hflip", "--seed", "3", "--quiet", *extra]
 
 
 def _run(argv: list[str], cwd, processes: int = 1) -> str:
@@ -79,14 +80,15 @@ def _state(run) -> dict:
     return torch.load(run / "last.pt", map_location="cpu", weights_only=False)["state_dict"]
 
 
-def test_two_processes_train_as_one_with_the_same_global_batch(six_pairs, tmp_path):
+@pytest.mark.parametrize("batch", [4, 3])
+def test_two_processes_train_as_one_with_the_same_global_batch(batch, six_pairs, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    _run(_recipe(six_pairs, one), tmp_path)
-    # two processes, two images each; stopped by the time budget after the first step, then resumed
-    text = _run(_recipe(six_pairs, two, "--max-minutes", "1e-9"), tmp_path, processes=2)
+    _run(_recipe(six_pairs, one, batch=batch), tmp_path)
+    # two processes, 2 + 2 or 1 + 2 images; stopped by the time budget after the first step, then resumed
+    text = _run(_recipe(six_pairs, two, "--max-minutes", "1e-9", batch=batch), tmp_path, processes=2)
     assert "reached at iteration 1" in text
     assert [i for i, _ in _losses(two)] == [1]
-    _run(_recipe(six_pairs, two, "--resume"), tmp_path, processes=2)
+    _run(_recipe(six_pairs, two, "--resume", batch=batch), tmp_path, processes=2)
 
     ref, got = _losses(one), _losses(two)
     assert [i for i, _ in got] == [1, 2, 3, 4] == [i for i, _ in ref]
@@ -104,11 +106,22 @@ def test_two_processes_train_as_one_with_the_same_global_batch(six_pairs, tmp_pa
     assert meta["processes"] == 2 and meta["iterations"] == 4
 
 
-def test_the_global_batch_must_divide_among_the_processes():
-    assert per_process_batch(6, 3) == 2
-    with pytest.raises(SystemExit, match=r"--batch-size 3 \(the global batch\) is not divisible by the 2 processes; "
-                                         r"start 1 or 3 processes"):
-        per_process_batch(3, 2)
+def test_the_processes_share_each_global_batch():
+    assert [batch_share(6, 3, r) for r in range(3)] == [(slice(0, 2), 1.0), (slice(2, 4), 1.0), (slice(4, 6), 1.0)]
+    assert [batch_share(3, 2, r) for r in range(2)] == [(slice(0, 1), 2 / 3), (slice(1, 3), 4 / 3)]
+    losses = np.random.default_rng(0).random(8)  # per-image losses of a global batch
+    for b in range(1, 9):
+        for n in range(1, b + 1):
+            shares = [batch_share(b, n, r) for r in range(n)]
+            assert [i for s, _ in shares for i in range(s.start, s.stop)] == list(range(b))  # each image once
+            assert all(s.stop > s.start for s, _ in shares)
+            # each process's loss is the mean over its images; DDP averages the N weighted gradients
+            # (and loss.csv the N weighted losses): that is the mean over the whole batch
+            averaged = sum(w * losses[s].mean() for s, w in shares) / n
+            assert averaged == pytest.approx(losses[:b].mean(), rel=1e-12)
+    with pytest.raises(SystemExit, match=r"--batch-size 2 \(the global batch\) is smaller than the 3 processes, "
+                                         r".*start at most 2 processes"):
+        batch_share(2, 3, 0)
 
 
 def test_torchrun_variables_are_read():
@@ -119,7 +132,7 @@ def test_torchrun_variables_are_read():
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--batch-size", "3"], "not divisible by the 2 processes"),
+    (["--batch-size", "1"], "smaller than the 2 processes"),
     (["--batch-size", "2", "--freeze-stages", "1", "--cache-features", "feats.npy"], "--cache-features trains in one process"),
 ])
 def test_refusals_under_torchrun_are_one_line_before_any_work(extra, message, six_pairs, tmp_path, monkeypatch, capsys):

@@ -251,6 +251,26 @@ def test_resume_refuses_a_changed_recipe_and_overwrite_starts_again(two_pairs, t
     assert [int(r) for r in _iterations(run)] == [1]
 
 
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it_again(two_pairs, tmp_path, capsys):
+    """torchrun --max-restarts K ... --resume after a crash before iteration --save-every: only logs, no last.pt."""
+    from dbm.train import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "loss.csv").write_text("iteration,loss,lr,seconds\n1,0.69,1e-3,0.5\n2,0.68,1e-3,1.0\n")
+    argv = ["--data", str(two_pairs), "--out", str(run), "--split", "all", "--config", "II", "--scratch", "--size",
+            "48", "--batch-size", "2", "--optimizer", "adam", "--lr", "1e-3", "--no-progress", "--iterations", "3",
+            "--device", "cpu"]
+    assert main(argv) == 2  # without --resume the logs are still a run's
+    assert "already holds a run (loss.csv)" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    assert "holds no checkpoint yet" in capsys.readouterr().out
+    assert [int(r) for r in _iterations(run)] == [1, 2, 3] and (run / "final.pt").is_file()
+    (run / "last.pt").unlink()  # a finished run's weights are never replaced by --resume
+    assert main([*argv, "--resume"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
 def _iterations(run):
     with open(run / "loss.csv") as f:
         return [r["iteration"] for r in csv.DictReader(f)]
