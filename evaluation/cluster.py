@@ -35,10 +35,10 @@ Scheduler spellings (:func:`parse_scheduler`):
 ``local:N``
     a :class:`distributed.LocalCluster` of ``N`` worker processes with one thread each, started
     for the run and stopped after it (one machine; the same work as ``--workers N``).
-``tcp://HOST:8786`` (or any address Dask's client accepts)
+``tcp://HOST:8786`` (or another address Dask's client accepts, with its protocol: ``tls://``, ...)
     an existing cluster, started e.g. with ``dask scheduler`` and ``dask worker tcp://HOST:8786
-    --nworkers N --nthreads 1`` on each machine (which needs the suite installed, same versions),
-    or by dask-jobqueue (SLURM, PBS, ...) or dask-kubernetes.
+    --nworkers N --nthreads 1`` on each machine (the workers need the suite installed, same
+    version; the scheduler does not), or by dask-jobqueue (SLURM, PBS, ...) or dask-kubernetes.
 
 Needs the ``dask`` extra (``pip install ".[dask]"``); without it ``--scheduler`` stops with one line.
 """
@@ -46,22 +46,25 @@ Needs the ``dask`` extra (``pip install ".[dask]"``); without it ``--scheduler``
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from concurrent.futures import CancelledError, Executor
 
-from baselines.interface import InputError
+from baselines.interface import THREADS_ENV, InputError
 
 from .engine import Backend, _single_threaded_children
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskCluster", "GPU_RESOURCE", "GPU_WORKERS_HELP", "LOCAL_CONFIG", "SCHEDULER_HELP",
-           "TASK_RETRIES", "TORCH_BATCH", "parse_scheduler"]
+__all__ = ["CONNECT_TIMEOUT_S", "DaskCluster", "GPU_RESOURCE", "GPU_WORKERS_HELP", "LOCAL_CONFIG", "RECOUNT_S",
+           "SCHEDULER_HELP", "TASK_RETRIES", "TORCH_BATCH", "parse_scheduler"]
 
 #: Times Dask re-runs a task that raised (worker deaths are counted separately, by the scheduler's
 #: ``allowed-failures``). 0: the suite's errors are deterministic, a retry would only repeat them.
 TASK_RETRIES = 0
 #: Seconds the client waits to reach a ``--scheduler`` address.
 CONNECT_TIMEOUT_S = 30
+#: Seconds between two counts of the cluster's workers (the tasks kept submitted follow them).
+RECOUNT_S = 1.0
 #: The Dask resource a worker with a GPU declares (``dask worker ADDRESS --resources GPU=1``).
 GPU_RESOURCE = "GPU"
 #: Photos per task of a torch method on a GPU worker.
@@ -124,7 +127,31 @@ def _distributed():
 
 
 class _OnDask(Backend):
-    """A backend whose executor is a Dask client's: closing it cancels the executor's tasks without waiting."""
+    """A backend whose executor is a Dask client's: closing it cancels the executor's tasks without waiting.
+
+    Its :attr:`window` follows the workers the cluster has now (they may join later), counted at
+    most every :data:`RECOUNT_S` seconds (each count is a round trip to the scheduler).
+    """
+
+    _counted_at = -math.inf
+
+    def _client(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _count_slots(self, client) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def window(self) -> int:
+        """Tasks kept submitted: twice the slots the cluster has now."""
+        client = self._client()
+        if client is not None and time.monotonic() - self._counted_at >= RECOUNT_S:
+            try:
+                self.slots = max(1, self._count_slots(client))
+            except (OSError, TimeoutError):  # the scheduler is gone: the running tasks will say so
+                pass
+            self._counted_at = time.monotonic()
+        return 2 * max(1, self.slots)
 
     def close(self) -> None:
         if self._executor is not None:  # cancels its futures, running ones too, at once
@@ -165,10 +192,13 @@ class DaskCluster(_OnDask):
         if isinstance(self.target, int):
             import dask
 
-            # inherited by the worker processes; without the statistical profiler (LOCAL_CONFIG)
+            # inherited by the worker processes; without the statistical profiler (LOCAL_CONFIG). A
+            # worker the nanny restarts gets Dask's OMP_NUM_THREADS=1 and, through env, one thread for
+            # the methods (not the client's --threads)
             with _single_threaded_children(), dask.config.set(LOCAL_CONFIG):
                 self.cluster = distributed.LocalCluster(n_workers=self.target, threads_per_worker=1, processes=True,
-                                                        dashboard_address=":0", silence_logs=logging.ERROR)
+                                                        dashboard_address=":0", silence_logs=logging.ERROR,
+                                                        env={THREADS_ENV: "1"})
             self.client = distributed.Client(self.cluster)
         else:
             try:
@@ -184,15 +214,11 @@ class DaskCluster(_OnDask):
                              f"({' '.join(str(exc).split())}); start workers with `dask worker ADDRESS`") from None
         return self.client.get_executor(pure=False, retries=TASK_RETRIES)
 
-    @property
-    def window(self) -> int:
-        """Tasks kept submitted: twice the worker threads the cluster has now (workers may join later)."""
-        if self.client is not None:
-            try:
-                self.slots = max(1, sum(self.client.nthreads().values()))
-            except (OSError, TimeoutError):  # the scheduler is gone: the running tasks will say so
-                pass
-        return 2 * max(1, self.slots)
+    def _client(self):
+        return self.client
+
+    def _count_slots(self, client) -> int:
+        return sum(client.nthreads().values())  # worker threads
 
     def for_torch(self) -> Backend:
         """With ``gpu_workers``: the cluster's workers that declare :data:`GPU_RESOURCE`; else this process.
@@ -231,9 +257,14 @@ class DaskCluster(_OnDask):
             self.cluster = None
 
 
-def _gpu_worker_count(dask_scheduler=None) -> int:
-    """On the scheduler: how many of its workers declare :data:`GPU_RESOURCE`."""
-    return sum(1 for ws in dask_scheduler.workers.values() if (ws.resources or {}).get(GPU_RESOURCE, 0) > 0)
+def _gpu_worker_count(client) -> int:
+    """How many of the cluster's workers declare :data:`GPU_RESOURCE`.
+
+    Read from the scheduler's description of its workers, not computed on it: the scheduler
+    needs nothing of the suite (a plain ``dask scheduler``).
+    """
+    workers = client.scheduler_info()["workers"].values()
+    return sum(1 for w in workers if (w.get("resources") or {}).get(GPU_RESOURCE, 0) > 0)
 
 
 class _GPUWorkers(_OnDask):
@@ -253,14 +284,20 @@ class _GPUWorkers(_OnDask):
         self.cluster.executor()
         client = self.cluster.client
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while not (n := client.run_on_scheduler(_gpu_worker_count)):
+        while not (n := _gpu_worker_count(client)):
             if time.monotonic() > deadline:
                 raise InputError(f"--gpu-workers: no worker of {self.cluster.target} declares the {GPU_RESOURCE} "
                                  f"resource after {CONNECT_TIMEOUT_S} s; start one per GPU with `dask worker ADDRESS "
                                  f"--nthreads 1 --resources {GPU_RESOURCE}=1`, or leave out --gpu-workers")
             time.sleep(0.5)
-        self.slots = n
+        self.slots, self._counted_at = n, time.monotonic()
         return client.get_executor(pure=False, retries=TASK_RETRIES, resources={GPU_RESOURCE: 1})
+
+    def _client(self):
+        return self.cluster.client if self._executor is not None else None
+
+    def _count_slots(self, client) -> int:
+        return _gpu_worker_count(client)  # one task at a time on each
 
     def failure(self, exc: BaseException) -> BaseException:
         return self.cluster.failure(exc)

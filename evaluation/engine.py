@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
 
@@ -367,6 +367,13 @@ def _photo_bytes(sample: Sample) -> bytes:
         raise InputError(f"{sample.image_path}: cannot read file ({exc.strerror or exc})") from None
 
 
+def _absolute(sample: Sample) -> Sample:
+    """``sample`` with an absolute photo path (the same for the cache: its key is the photo's bytes)."""
+    if sample.image_path is None or Path(sample.image_path).is_absolute():
+        return sample
+    return replace(sample, image_path=Path(sample.image_path).resolve())
+
+
 def _computed(detector: Detector, todo: Sequence[Sample], masks: dict[str, np.ndarray],
               backend: Backend) -> Iterator[tuple[Sample, np.ndarray, float]]:
     """Submit :func:`compute_maps` for the samples of ``todo``; yield ``(sample, levels, seconds)`` as tasks end.
@@ -389,7 +396,9 @@ def _computed(detector: Detector, todo: Sequence[Sample], masks: dict[str, np.nd
                     break
                 data = [_photo_bytes(s) for s in batch] if backend.sends_photos else None
                 shapes = [masks[s.stem].shape for s in batch]
-                pending[pool.submit(compute_maps, shipped, batch, shapes, data)] = batch
+                # paths read by the task are absolute: a worker elsewhere (--shared-fs) has its own folder
+                sent = batch if data is not None else [_absolute(s) for s in batch]
+                pending[pool.submit(compute_maps, shipped, sent, shapes, data)] = batch
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -192,6 +192,7 @@ class _Recording(Backend):
     def __init__(self):
         super().__init__()
         self.tasks = []
+        self.paths = []
 
     def _start(self):
         backend = self
@@ -199,6 +200,7 @@ class _Recording(Backend):
         class _Executor(_InlineExecutor):
             def submit(self, fn, /, *args, **kwargs):
                 backend.tasks.append([s.stem for s in args[1]])
+                backend.paths += [s.image_path for s in args[1]]
                 return super().submit(fn, *args, **kwargs)
 
         return _Executor()
@@ -219,6 +221,18 @@ def test_batched_tasks_score_each_photo_once(cuhk_dir, tmp_path):
             value == vars(single.scores)[name]), name
     for s in samples:
         assert caches[0].path(s).read_bytes() == caches[1].path(s).read_bytes()
+
+
+def test_photo_paths_reach_the_workers_absolute(cuhk_dir, tmp_path, monkeypatch):
+    """--shared-fs: a worker reads each photo from its path in its own working folder; a relative --data travels resolved."""
+    monkeypatch.chdir(cuhk_dir.parent)
+    samples = Dataset(Path(cuhk_dir.name)).samples("all", allow_missing=True)
+    assert not samples[0].image_path.is_absolute()
+    detector, backend = GradientEnergy(), _Recording()
+    cache = MapCache.for_method(tmp_path / "c", "gradient_energy", detector.cache_key())
+    evaluate_detector("gradient_energy", detector, samples, cache, backend=backend)
+    assert backend.paths == [(cuhk_dir / s.image_path.relative_to(cuhk_dir.name)).resolve() for s in samples]
+    assert all(cache.has(s) for s in samples)  # cached under the samples as given
 
 
 @pytest.fixture
@@ -306,9 +320,17 @@ def _worker_detectors() -> list[str]:
     return [d.name for d in engine._WORKER.values()]
 
 
+def _no_suite_on_the_scheduler(self, function, *args, **kwargs):
+    """Client.run_on_scheduler against a plain ``dask scheduler``: the suite's functions cannot be unpickled there."""
+    raise ModuleNotFoundError(f"No module named {function.__module__.split('.')[0]!r}")
+
+
 def test_dbm_runs_on_the_gpu_workers(gpu_cluster, cuhk_dir, tmp_path, monkeypatch):
     """DBM's tasks go to the worker with the GPU resource, in batches, and give the maps this process gives."""
+    import distributed
+
     monkeypatch.setattr(cluster_module._GPUWorkers, "batch", 3)
+    monkeypatch.setattr(distributed.Client, "run_on_scheduler", _no_suite_on_the_scheduler)
     argv = ["--data", str(cuhk_dir), "--split", "even", "--allow-missing", "--methods", "dbm", "--quiet",
             "--save-maps", "--device", "cpu", "--set", "dbm.threads=1"]
     assert run.main([*argv, "--out", str(tmp_path / "here")]) == 0
