@@ -296,18 +296,25 @@ def test_a_gpu_named_for_workers_is_checked_where_it_runs(dbm_network):
         pickle.loads(pickle.dumps(net))
 
 
+def _one_worker_cluster(**kwargs):
+    """A LocalCluster of one single-threaded worker process (``kwargs``: e.g. its ``resources``)."""
+    import logging
+
+    import distributed
+
+    from evaluation.engine import _single_threaded_children
+
+    with _single_threaded_children():
+        return distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                        silence_logs=logging.ERROR, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def gpu_cluster():
     """A Dask cluster of one worker that declares a GPU (it has none: the tests run DBM on its CPU)."""
     distributed = pytest.importorskip("distributed", reason='the dask extra is not installed (pip install ".[dask]")')
     pytest.importorskip("torch")
-    import logging
-
-    from evaluation.engine import _single_threaded_children
-
-    with _single_threaded_children():
-        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                           silence_logs=logging.ERROR, resources={GPU_RESOURCE: 1})
+    cluster = _one_worker_cluster(resources={GPU_RESOURCE: 1})
     client = distributed.Client(cluster)
     yield client
     client.close()
@@ -363,17 +370,9 @@ def test_a_gpu_worker_without_the_gpu_stops_the_run_in_one_line(gpu_cluster, cuh
 
 def test_gpu_workers_that_never_come_stop_the_run_in_one_line(dask_installed, cuhk_dir, tmp_path, capsys,
                                                                monkeypatch):
-    import logging
-
-    import distributed
-
-    from evaluation.engine import _single_threaded_children
-
     pytest.importorskip("torch")
     monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", 1)
-    with _single_threaded_children():
-        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                           silence_logs=logging.ERROR)
+    cluster = _one_worker_cluster()
     try:
         argv = ["--data", str(cuhk_dir), "--split", "even", "--allow-missing", "--methods", "dbm", "--quiet",
                 "--out", str(tmp_path / "o"), "--scheduler", cluster.scheduler_address, "--gpu-workers"]
