@@ -20,7 +20,10 @@ modes (only the maps are removed). The modes (``--modes``, default all four):
 ``workers``
     ``--workers N`` (N one-thread processes);
 ``dask``
-    ``--scheduler local:N`` (a Dask LocalCluster of N one-thread workers; photos sent as bytes).
+    ``--scheduler local:N`` (a Dask LocalCluster of N one-thread workers; photos sent as bytes);
+``client``
+    one process with the CPU methods' maps in the cache (those of the mode measured before it):
+    what stays in the client whatever the number of workers, the serial part of the projection.
 
 With ``--keep DIR`` each finished mode is stored in ``DIR/results.json`` with the machine it ran
 on, and the same command run again measures only the modes still missing, so a workload longer
@@ -35,12 +38,16 @@ Amdahl's law from the Dask run::
 
     T(K) = serial + (T_dask - serial) * N / (K * workers_per_machine)
 
-where ``serial`` is what one process spends outside the CPU methods' maps (start-up, masks,
-training state, scoring, the report, and the torch methods' maps, which run in the client in
-every mode) and ``T_dask - serial`` the Dask run's parallel part, with its per-task overheads
-(sending photos and maps, scheduling). Also printed: the Dask workers' busy fraction, the maps'
-compute seconds over ``N * (T_dask - serial)``. This is a measurement script, not a test: it
-asserts nothing about speed.
+where ``serial`` is the wall time of the ``client`` mode (start-up, masks, training state,
+scoring every map, the report, and the torch methods' maps, which run in the client in every
+mode: the runner computes a method's maps, then scores them, one method after another) and
+``T_dask - serial`` the Dask run's parallel part, with its per-task overheads (sending photos
+and maps, scheduling, the client storing the maps). Without the ``client`` mode, ``serial`` is
+estimated as the one-process wall time less its CPU maps' compute seconds, an overestimate
+(reading and decoding each photo, timed outside the map, is counted serial though workers do
+it). Also printed: the Dask workers' busy fraction, the CPU maps' compute seconds over
+``N * (T_dask - serial)``. This is a measurement script, not a test: it asserts nothing about
+speed.
 """
 
 from __future__ import annotations
@@ -72,7 +79,22 @@ MODES = {
     "one-thread": ("one process, --threads 1", ["--threads", "1"]),
     "workers": ("--workers {n}", ["--workers", "{n}"]),
     "dask": ("--scheduler local:{n}", ["--scheduler", "local:{n}"]),
+    "client": ("one process, CPU maps cached (the serial part)", []),
 }
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a whole number of at least 1")
+    return value
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        return [_positive(x) for x in text.split(",") if x.strip()] or [1]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: expected whole numbers of at least 1, e.g. 1,2,4") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,11 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train-split", default=None,
                    help="what the learned methods train on (default: the runner's, D_o for --split even); "
                         "needed with a list file as --split, e.g. every 10th D_e photo with --train-split odd")
-    p.add_argument("--workers", type=int, default=2, help="processes of --workers N and workers of --scheduler local:N")
+    p.add_argument("--workers", type=_positive, default=2, help="processes of --workers N and workers of --scheduler local:N")
     p.add_argument("--modes", default=",".join(MODES), help=f"modes to measure, of {', '.join(MODES)}")
-    p.add_argument("--workers-per-machine", type=int, default=None,
+    p.add_argument("--workers-per-machine", type=_positive, default=None,
                    help="one-thread workers per machine in the projection (default: --workers)")
-    p.add_argument("--machines", default="1,2,4,8,16", help="K values of the projection")
+    p.add_argument("--machines", type=_counts, default=[1, 2, 4, 8, 16], help="K values of the projection (default: 1,2,4,8,16)")
     p.add_argument("--keep", type=Path, default=None,
                    help="keep the runs' outputs and results.json in this folder, and resume there (default: removed)")
     p.add_argument("--again", action="store_true", help="measure the chosen modes again even if --keep holds them")
@@ -105,10 +127,23 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> float:
     return seconds
 
 
-def _drop_maps(cache: Path) -> None:
-    """Remove the cached maps and their times, keep the learned methods' trained states (model.npz)."""
-    for path in list(cache.glob("*/*/*.png")) + list(cache.glob("*/*/times.jsonl")):
-        path.unlink()
+def _is_torch(folder: Path) -> bool:
+    """Whether a method folder of the cache holds a torch method's maps."""
+    base = method_of_label(folder.name)
+    return base in METHODS and METHODS[base].needs_torch
+
+
+def _drop_maps(cache: Path, torch_only: bool = False) -> None:
+    """Remove the cached maps and their times (``torch_only``: the torch methods'), keep trained states (model.npz)."""
+    for folder in cache.iterdir() if cache.is_dir() else ():
+        if folder.is_dir() and (_is_torch(folder) or not torch_only):
+            for path in list(folder.glob("*/*.png")) + list(folder.glob("*/times.jsonl")):
+                path.unlink()
+
+
+def _cpu_maps(cache: Path) -> int:
+    """Number of the CPU methods' maps in the cache."""
+    return sum(len(list(f.glob("*/*.png"))) for f in cache.iterdir() if f.is_dir() and not _is_torch(f))
 
 
 def _compute_seconds(out: Path) -> tuple[float, float]:
@@ -138,31 +173,36 @@ def _save(path: Path, workload: dict, modes: dict) -> None:
     atomic_write_bytes(path, json.dumps({"workload": workload, "modes": modes}, indent=1).encode(), overwrite=True)
 
 
-def _table(results: dict, workers: int, per_machine: int, machines: str) -> None:
+def _table(results: dict, workers: int, per_machine: int, machines: list[int]) -> None:
     first_cpu = next(iter(results.values()))["machine"]["cpu"]
     t1 = results.get("one", {}).get("wall_s")
     t1t = results.get("one-thread", {}).get("wall_s")
     print("| mode | wall s | speed-up over one process | over one process, 1 thread | map compute s |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for r in results.values():
+    for key, r in results.items():
         other = "" if r["machine"]["cpu"] == first_cpu else f" (other CPU: {r['machine']['cpu']})"
-        ups = " | ".join(f"{base / r['wall_s']:.2f}" if base else "-" for base in (t1, t1t))
-        print(f"| {r['label']}{other} | {r['wall_s']:.1f} | {ups} | {r['compute_s']:.1f} |")
+        ups = " | ".join(f"{base / r['wall_s']:.2f}" if base and key != "client" else "-" for base in (t1, t1t))
+        compute = "-" if key == "client" else f"{r['compute_s']:.1f}"  # client: the cached maps' old seconds
+        print(f"| {r['label']}{other} | {r['wall_s']:.1f} | {ups} | {compute} |")
     if "one" not in results or "dask" not in results:
         print("\n(the projection needs the modes one and dask)")
         return
     one, dask = results["one"], results["dask"]
-    serial = max(one["wall_s"] - (one["compute_s"] - one["torch_s"]), 0.0)
+    if "client" in results:
+        serial, how = results["client"]["wall_s"], "measured (mode client)"
+    else:
+        serial = max(one["wall_s"] - (one["compute_s"] - one["torch_s"]), 0.0)
+        how = "estimated from one process, an overestimate (measure it: --modes client)"
     parallel = dask["wall_s"] - serial
     if parallel <= 0:
         print(f"\nserial part {serial:.1f} s is not below the Dask run's wall time: no projection")
         return
     busy = (dask["compute_s"] - dask["torch_s"]) / (workers * parallel)
-    print(f"\nserial part {serial:.1f} s; the Dask run's parallel part {parallel:.1f} s, its {workers} workers busy "
-          f"computing maps {busy:.0%} of it\n")
+    print(f"\nserial part {serial:.1f} s, {how}; the Dask run's parallel part {parallel:.1f} s, its {workers} "
+          f"workers busy computing maps {busy:.0%} of it\n")
     print(f"| machines K ({per_machine} workers each) | projected wall s | speed-up over one process |")
     print("| ---: | ---: | ---: |")
-    for k in (int(x) for x in machines.split(",")):
+    for k in machines:
         projected = serial + parallel * workers / (k * per_machine)
         print(f"| {k} | {projected:.1f} | {one['wall_s'] / projected:.2f} |")
 
@@ -197,13 +237,23 @@ def main(argv: list[str] | None = None) -> int:
                 (cache / ".trained").touch()
             label, extra = MODES[key]
             label, extra = label.format(n=args.workers), [x.format(n=args.workers) for x in extra]
-            env = dict(os.environ, **{n: "1" for n in THREAD_VARIABLES}) if key == "one-thread" else None
-            _drop_maps(cache)
+            # the libraries' default threads, whatever this shell sets, except in one-thread
+            env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+            if key == "one-thread":
+                env.update({n: "1" for n in THREAD_VARIABLES})
+            _drop_maps(cache, torch_only=key == "client")
+            cpu_maps = _cpu_maps(cache)
+            if key == "client" and not cpu_maps:
+                sys.exit("--modes client needs the CPU methods' maps in the cache: measure another mode before it "
+                         "(in the same command or --keep folder)")
             out = work / key
             if out.exists():
                 shutil.rmtree(out)
             started = time.strftime("%Y-%m-%d %H:%M:%S")
             seconds = _run([*base, "--out", str(out), *extra], env)
+            if key == "client" and _cpu_maps(cache) != cpu_maps:
+                sys.exit("--modes client: the cache lacked some CPU methods' maps, so the run computed them: "
+                         "measure another mode before it, in the same command")
             compute, torch = _compute_seconds(out)
             results[key] = {"label": label, "wall_s": seconds, "compute_s": compute, "torch_s": torch,
                             "started": started, "machine": machine()}

@@ -18,8 +18,9 @@ cache, size, configuration, loss, ...) and a damaged ``last.pt``. Errors are one
 
 Several processes (torchrun)
 ----------------------------
-``torchrun --nproc_per_node N -m dbm.train ...`` (from this folder; ``--nnodes``/``--rdzv-endpoint``
-for several machines) trains data-parallel with :class:`torch.nn.parallel.DistributedDataParallel`:
+``torchrun --nproc_per_node N -m dbm.train ...`` (from the repository's root, or anywhere once
+installed; on several machines, the same command on each with ``--nnodes M --rdzv-backend c10d
+--rdzv-id JOB --rdzv-endpoint HOST:PORT``) trains data-parallel with :class:`torch.nn.parallel.DistributedDataParallel`:
 NCCL between GPUs (each process uses GPU ``LOCAL_RANK`` when ``--device`` is ``auto`` or CUDA),
 gloo on the CPU. The rule: **the global batch and the learning-rate schedule are the paper's
 whatever the number of processes.** ``--batch-size`` B is the global batch (the paper's 3); of
@@ -38,7 +39,7 @@ any number of processes (torchrun ``--max-restarts K ... --resume`` restarts aft
 last checkpoint, or from the start when the crash came before the first). ``--cache-features``
 trains in one process only (its frozen-stage features are computed into one file and its step
 bypasses the network's ``forward``, which DDP synchronises).
-Threads: torchrun gives each process ``OMP_NUM_THREADS=1`` on the CPU; ``--threads`` overrides it.
+Threads: torchrun gives each process ``OMP_NUM_THREADS=1`` when N > 1; ``--threads`` overrides it.
 
 Departures from the Caffe training
 ----------------------------------

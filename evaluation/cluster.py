@@ -37,8 +37,9 @@ Scheduler spellings (:func:`parse_scheduler`):
     for the run and stopped after it (one machine; the same work as ``--workers N``).
 ``tcp://HOST:8786`` (or another address Dask's client accepts, with its protocol: ``tls://``, ...)
     an existing cluster, started e.g. with ``dask scheduler`` and ``dask worker tcp://HOST:8786
-    --nworkers N --nthreads 1`` on each machine (the workers need the suite installed, same
-    version; the scheduler does not), or by dask-jobqueue (SLURM, PBS, ...) or dask-kubernetes.
+    --nworkers N --nthreads 1`` on each machine (the scheduler and the workers need the suite
+    installed, same version: the scheduler unpickles the tasks, which name the suite's
+    functions), or by dask-jobqueue (SLURM, PBS, ...) or dask-kubernetes.
 
 Needs the ``dask`` extra (``pip install ".[dask]"``); without it ``--scheduler`` stops with one line.
 """
@@ -239,6 +240,9 @@ class DaskCluster(_OnDask):
         if isinstance(exc, CancelledError):  # the scheduler or the connection to it was lost
             return OSError("the Dask scheduler cancelled the run (connection lost or scheduler stopped); the maps "
                            "computed so far are cached: run the same command again to resume")
+        if isinstance(exc, RuntimeError) and "deserialization of the task graph" in str(exc):
+            return OSError("the Dask scheduler cannot read the tasks: install the suite (same version) on the "
+                           "scheduler's machine too, then run the same command again")
         if isinstance(exc, ModuleNotFoundError):
             return OSError(f"a Dask worker cannot import {exc.name!r}: install the suite (same version) on every "
                            "worker")
@@ -260,10 +264,10 @@ class DaskCluster(_OnDask):
 def _gpu_worker_count(client) -> int:
     """How many of the cluster's workers declare :data:`GPU_RESOURCE`.
 
-    Read from the scheduler's description of its workers, not computed on it: the scheduler
-    needs nothing of the suite (a plain ``dask scheduler``).
+    Read from the scheduler's description of all its workers (Dask 2025.4 to 2026.6 describe
+    only the first five unless asked for all), not computed on the scheduler.
     """
-    workers = client.scheduler_info()["workers"].values()
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
     return sum(1 for w in workers if (w.get("resources") or {}).get(GPU_RESOURCE, 0) > 0)
 
 

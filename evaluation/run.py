@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=1, help="processes computing maps in parallel (CPU methods)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N", help=SCHEDULER_HELP)
     p.add_argument("--shared-fs", action="store_true",
-                   help="with --scheduler: the workers read the photos from their paths (default: the client sends "
+                   help="with --scheduler: the workers read the photos from their absolute paths, the same on every "
+                        "machine (default: the client sends "
                         "each photo's bytes, so workers need not share this file system)")
     p.add_argument("--gpu-workers", action="store_true", help=GPU_WORKERS_HELP)
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images of the split")

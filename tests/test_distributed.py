@@ -165,6 +165,36 @@ def test_missing_dask_says_how_to_install(tmp_path, capsys, monkeypatch):
     assert err.startswith("error: ") and 'pip install ".[dask]"' in err and "\n" not in err
 
 
+class _FiveWorkerClient:
+    """Client.scheduler_info of Dask 2025.4 to 2026.6: only the first five workers unless asked for all."""
+
+    def __init__(self, workers):
+        self.workers = workers
+
+    def scheduler_info(self, n_workers=5):
+        kept = list(self.workers.items())[:None if n_workers == -1 else n_workers]
+        return {"workers": dict(kept)}
+
+
+def test_gpu_workers_are_counted_among_all_the_workers():
+    """Six CPU workers and a GPU one, the last: the GPU worker is found, and only it."""
+    workers = {f"tcp://10.0.0.{k}:1": {"resources": {}} for k in range(6)}
+    workers["tcp://10.0.0.9:1"] = {"resources": {GPU_RESOURCE: 1}}
+    assert cluster_module._gpu_worker_count(_FiveWorkerClient(workers)) == 1
+
+
+def test_a_scheduler_without_the_suite_is_one_line(dask_installed):
+    """A plain ``dask scheduler`` cannot unpickle the tasks (Dask's own words below): the error says what to install."""
+    from evaluation.cluster import DaskCluster
+
+    exc = RuntimeError("Error during deserialization of the task graph. This frequently\noccurs if the Scheduler "
+                       "and Client have different environments.")
+    error = DaskCluster("tcp://10.0.0.1:8786").failure(exc)
+    assert isinstance(error, OSError) and "on the scheduler's machine" in str(error) and "\n" not in str(error)
+    other = RuntimeError("something else")
+    assert DaskCluster("tcp://10.0.0.1:8786").failure(other) is other
+
+
 def test_parse_scheduler():
     assert parse_scheduler("local:3") == 3
     assert parse_scheduler(" tcp://10.0.0.1:8786 ") == "tcp://10.0.0.1:8786"
@@ -327,17 +357,9 @@ def _worker_detectors() -> list[str]:
     return [d.name for d in engine._WORKER.values()]
 
 
-def _no_suite_on_the_scheduler(self, function, *args, **kwargs):
-    """Client.run_on_scheduler against a plain ``dask scheduler``: the suite's functions cannot be unpickled there."""
-    raise ModuleNotFoundError(f"No module named {function.__module__.split('.')[0]!r}")
-
-
 def test_dbm_runs_on_the_gpu_workers(gpu_cluster, cuhk_dir, tmp_path, monkeypatch):
     """DBM's tasks go to the worker with the GPU resource, in batches, and give the maps this process gives."""
-    import distributed
-
     monkeypatch.setattr(cluster_module._GPUWorkers, "batch", 3)
-    monkeypatch.setattr(distributed.Client, "run_on_scheduler", _no_suite_on_the_scheduler)
     argv = ["--data", str(cuhk_dir), "--split", "even", "--allow-missing", "--methods", "dbm", "--quiet",
             "--save-maps", "--device", "cpu", "--set", "dbm.threads=1"]
     assert run.main([*argv, "--out", str(tmp_path / "here")]) == 0
@@ -428,3 +450,18 @@ def test_local_cluster_workers_run_without_the_profiler(dask_installed):
     with DaskCluster("local:1") as backend:
         backend.executor()
         assert list(backend.client.run(_profiler_enabled).values()) == [False]
+
+
+def test_a_restarted_local_worker_is_single_threaded(dask_installed, monkeypatch):
+    """local:N: a worker its nanny starts again (after a crash) still has one thread per library, not the client's."""
+    from dbm.cli import THREAD_VARIABLES
+    from evaluation.cluster import DaskCluster
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.setenv(name, "2")  # the client's own --threads 2
+    with DaskCluster("local:1") as backend:
+        backend.executor()
+        first = list(backend.client.run(_thread_environment).values())
+        backend.client.restart()
+        again = list(backend.client.run(_thread_environment).values())
+    assert first == again == [{n: "1" for n in THREAD_VARIABLES}]
