@@ -231,10 +231,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{results[key]['label']}: {results[key]['wall_s']:.1f} s (measured before, in {store})",
                       file=sys.stderr)
                 continue
-            if not (cache / ".trained").exists():
+            trained = cache / ".trained"  # holds the workload the learned methods were trained for
+            if not trained.is_file() or trained.read_text() != json.dumps(workload):
                 print(f"training the learned methods (not timed) into {cache} ...", file=sys.stderr)
+                shutil.rmtree(work / "warmup", ignore_errors=True)
                 _run([*base, "--out", str(work / "warmup"), "--limit", "1"])  # the last --limit wins
-                (cache / ".trained").touch()
+                atomic_write_bytes(trained, json.dumps(workload).encode(), overwrite=True)
             label, extra = MODES[key]
             label, extra = label.format(n=args.workers), [x.format(n=args.workers) for x in extra]
             # the libraries' default threads, whatever this shell sets, except in one-thread
