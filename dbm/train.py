@@ -40,6 +40,18 @@ last checkpoint, or from the start when the crash came before the first). ``--ca
 trains in one process only (its frozen-stage features are computed into one file and its step
 bypasses the network's ``forward``, which DDP synchronises).
 Threads: torchrun gives each process ``OMP_NUM_THREADS=1`` when N > 1; ``--threads`` overrides it.
+Under a launcher that shows each process a single GPU (SLURM ``--gpus-per-task=1``, ...), each
+process takes the GPU it sees. Processes wait up to :data:`PROCESS_GROUP_TIMEOUT` for each other (rank 0 validating).
+
+On GPUs
+-------
+``--amp off`` trains in float32, not TF32 (:func:`dbm.device.full_fp32`); ``--amp auto`` takes
+bf16 on GPUs of compute capability 8.0 and later, fp16 with loss scaling (its state in
+``last.pt``) before. A CPU run is bit-reproducible (the same weights from the same seed, resumed
+or not); a CUDA run is not quite, because the backward pass of the bilinear upsampling has no
+deterministic CUDA kernel (torch warns once): two GPU runs differ in the last bits of the weights.
+None of this has run on a GPU yet (no GPU was at hand); the CPU tests cover the flags and the
+device choice.
 
 Departures from the Caffe training
 ----------------------------------
@@ -70,11 +82,13 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 
 from .cli import CLIError, DefaultsHelpFormatter, OneLineParser, add_common_options, apply_threads, report
+from .device import full_fp32
 
 __all__ = ["LOSS_NORMS", "Processes", "build_parser", "main", "parse_args", "batch_share", "pixel_loss", "train"]
 
@@ -478,9 +492,13 @@ def _amp_dtype(amp: str, device):
     if amp == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 where the GPU computes it (compute capability 8.0, Ampere, and later), not emulated
+        return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
+
+#: How long the processes wait in a collective operation for the slowest (rank 0 validating).
+PROCESS_GROUP_TIMEOUT = timedelta(hours=1)
 
 #: The environment variables torchrun sets in each process it starts.
 _TORCHRUN_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
@@ -565,10 +583,15 @@ def _training_device(text: str, procs: Processes):
     device = torch.device(resolve_device(text))
     if procs.distributed and device.type == "cuda":
         count = torch.cuda.device_count()
-        if procs.local_rank >= count:
+        if count == 1:  # a launcher that shows each process its own GPU (SLURM --gpus-per-task=1, ...)
+            device = torch.device("cuda", 0)
+        elif procs.local_rank >= count:
             raise SystemExit(f"--device {text}: torchrun started process {procs.local_rank} on a machine with {count} "
                              f"GPU(s); start at most {count} processes per machine (--nproc_per_node)")
-        device = torch.device("cuda", procs.local_rank)
+        else:
+            device = torch.device("cuda", procs.local_rank)
+    if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
         torch.cuda.set_device(device)
     return device
 
@@ -578,7 +601,9 @@ def _start_process_group(procs: Processes, device) -> None:
     import torch.distributed as dist
 
     if procs.distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # rank 0 alone validates and writes final.pt while the others wait in a collective: an hour, not
+        # NCCL's default 10 minutes, before they give up
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
 
 
 def _end_process_group(procs: Processes) -> None:
@@ -629,18 +654,19 @@ def train(args: argparse.Namespace, log=print) -> Path:
         raise SystemExit("--size 0 keeps the image sizes and needs one image per process: --batch-size 1"
                          + (f" (with torchrun: --batch-size {procs.world}, the number of processes)" if procs.distributed else ""))
     try:
-        return _train(args, log if procs.writes else (lambda *a, **k: None), procs, share)
+        device = _training_device(args.device, procs)
+        with full_fp32(device, enabled=_amp_dtype(args.amp, device) is None):  # --amp off: float32, not TF32
+            return _train(args, log if procs.writes else (lambda *a, **k: None), procs, share, device)
     finally:
         _end_process_group(procs)
 
 
-def _train(args: argparse.Namespace, log, procs: Processes, share: tuple[slice, float]) -> Path:
-    """:func:`train` in one of ``procs.world`` processes: its ``share`` of each global batch (:func:`batch_share`)."""
+def _train(args: argparse.Namespace, log, procs: Processes, share: tuple[slice, float], device) -> Path:
+    """:func:`train` in one of ``procs.world`` processes on ``device``: its ``share`` of each global batch."""
     import torch
 
     from .model import CONFIGURATIONS, build_model, load_weights, save_checkpoint as write_checkpoint, save_weights
 
-    device = _training_device(args.device, procs)
     _start_process_group(procs, device)
     amp_dtype = _amp_dtype(args.amp, device)
     amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
@@ -724,6 +750,8 @@ def _train(args: argparse.Namespace, log, procs: Processes, share: tuple[slice, 
         if flip_rng is not None and ck.get("flip_rng"):
             flip_rng.bit_generator.state = ck["flip_rng"]
         torch.set_rng_state(ck["torch_rng"].cpu())  # loaded onto the device with the rest
+        if ck.get("scaler"):  # fp16's loss scale, as it was (checkpoints before it start from the default)
+            scaler.load_state_dict(ck["scaler"])
         if procs.writes:
             _trim_log(out / "loss.csv", start_it)
             _trim_log(out / "val.csv", start_it)
@@ -739,7 +767,8 @@ def _train(args: argparse.Namespace, log, procs: Processes, share: tuple[slice, 
         write_checkpoint(model, ckpt_path, run_meta, optimizer=opt.state_dict(), iteration=it,
                          order_rng=order_rng.bit_generator.state,
                          flip_rng=flip_rng.bit_generator.state if flip_rng is not None else None,
-                         torch_rng=torch.get_rng_state(), args=_run_options(args))
+                         torch_rng=torch.get_rng_state(), args=_run_options(args),
+                         scaler=scaler.state_dict() if scaler.is_enabled() else None)
 
     # epoch-wise shuffling, reproducible across resumes (the permutation stream is in the checkpoint)
     perm: list[int] = []

@@ -21,14 +21,16 @@ deterministic and stop the run at once, as they do locally.
 
 The torch methods (DBM) run in the client, on ``--device``, as with ``--workers``, unless
 ``--gpu-workers`` is given: then their tasks go to the workers that declare the Dask resource
-:data:`GPU_RESOURCE` (``dask worker ADDRESS --nthreads 1 --resources GPU=1``, one worker per GPU,
-e.g. with ``CUDA_VISIBLE_DEVICES`` set per worker), :data:`TORCH_BATCH` photos per task, and
-``--device`` names the device on those workers (``auto`` = their ``cuda:0``). The network
-travels as its weight file's path and SHA-256; each worker finds the same weights (shipped ones
-in its own installation, others at the same path) and checks the device, or stops the run with
-one line (:meth:`dbm.detector.DBM.__setstate__`). The run waits up to
-:data:`CONNECT_TIMEOUT_S` for a first GPU worker and stops with one line if none comes; if
-every GPU worker leaves later, the remaining tasks wait for one to join (interrupt and resume).
+:data:`GPU_RESOURCE` (``dask worker ADDRESS --nthreads 1 --resources GPU=1``, one worker per
+GPU, each started with its own ``CUDA_VISIBLE_DEVICES``: ``--nworkers N`` would put N workers
+on the same ``cuda:0``; dask-cuda's ``dask cuda worker`` starts one per GPU, and takes
+``--resources GPU=1`` too), :data:`TORCH_BATCH` photos per task, and ``--device`` names the
+device on those workers (``auto`` = their ``cuda:0``). The network travels as its weight
+file's path and SHA-256; each worker finds the same weights (shipped ones in its own
+installation, others at the same path) and checks the device, or stops the run with one line
+(:meth:`dbm.detector.DBM.__setstate__`). The run waits up to :data:`CONNECT_TIMEOUT_S` for a
+first GPU worker and stops with one line if none comes; if every GPU worker leaves later, the
+remaining tasks wait for one to join (interrupt and resume).
 
 Scheduler spellings (:func:`parse_scheduler`):
 

