@@ -20,9 +20,9 @@ Several processes (torchrun)
 ----------------------------
 ``torchrun --nproc_per_node N -m dbm.train ...`` (from the repository's root, or anywhere once
 installed; on several machines, the same command on each with ``--nnodes M --rdzv-backend c10d
---rdzv-id JOB --rdzv-endpoint HOST:PORT``) trains data-parallel with :class:`torch.nn.parallel.DistributedDataParallel`:
-NCCL between GPUs (each process uses GPU ``LOCAL_RANK`` when ``--device`` is ``auto`` or CUDA),
-gloo on the CPU. The rule: **the global batch and the learning-rate schedule are the paper's
+--rdzv-id JOB --rdzv-endpoint HOST:PORT``) trains data-parallel with
+:class:`torch.nn.parallel.DistributedDataParallel`: NCCL between GPUs (each process uses GPU
+``LOCAL_RANK`` when ``--device`` is ``auto`` or CUDA), gloo on the CPU. The rule: **the global batch and the learning-rate schedule are the paper's
 whatever the number of processes.** ``--batch-size`` B is the global batch (the paper's 3); of
 every step, rank r of the N processes computes images ``floor(r B / N) .. floor((r + 1) B / N) - 1``
 (b_r of them: B/N each when N divides B, else 1 or 2 of the paper's 3 on 2 processes; N may not
@@ -41,7 +41,8 @@ trains in one process only (its frozen-stage features are computed into one file
 bypasses the network's ``forward``, which DDP synchronises).
 Threads: torchrun gives each process ``OMP_NUM_THREADS=1`` when N > 1; ``--threads`` overrides it.
 Under a launcher that shows each process a single GPU (SLURM ``--gpus-per-task=1``, ...), each
-process takes the GPU it sees. Processes wait up to :data:`PROCESS_GROUP_TIMEOUT` for each other (rank 0 validating).
+process takes the GPU it sees. Processes wait up to :data:`PROCESS_GROUP_TIMEOUT` for each other
+(rank 0 validating).
 
 On GPUs
 -------
