@@ -18,12 +18,13 @@ cache, size, configuration, loss, ...) and a damaged ``last.pt``. Errors are one
 
 Several processes (torchrun)
 ----------------------------
-``torchrun --nproc_per_node N -m dbm.train ...`` (from the repository's root, or anywhere once
-installed; on several machines, the same command on each with ``--nnodes M --rdzv-backend c10d
---rdzv-id JOB --rdzv-endpoint HOST:PORT``) trains data-parallel with
-:class:`torch.nn.parallel.DistributedDataParallel`: NCCL between GPUs (each process uses GPU
-``LOCAL_RANK`` when ``--device`` is ``auto`` or CUDA), gloo on the CPU. The rule: **the global batch and the learning-rate schedule are the paper's
-whatever the number of processes.** ``--batch-size`` B is the global batch (the paper's 3); of
+``torchrun --nproc_per_node N -m dbm.train ...`` (from the repository's root; from any folder,
+``torchrun --nproc_per_node N --no-python dbm-train ...``; on several machines, the same command
+on each with ``--nnodes M --rdzv-backend c10d --rdzv-id JOB --rdzv-endpoint HOST:PORT``) trains
+data-parallel with :class:`torch.nn.parallel.DistributedDataParallel`: NCCL between GPUs (each
+process uses GPU ``LOCAL_RANK`` when ``--device`` is ``auto`` or CUDA), gloo on the CPU. The
+rule: **the global batch and the learning-rate schedule are the paper's whatever the number of
+processes.** ``--batch-size`` B is the global batch (the paper's 3); of
 every step, rank r of the N processes computes images ``floor(r B / N) .. floor((r + 1) B / N) - 1``
 (b_r of them: B/N each when N divides B, else 1 or 2 of the paper's 3 on 2 processes; N may not
 exceed B), scales its loss by ``N b_r / B`` (1 when N divides B), and the gradients are averaged

@@ -16,7 +16,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-__all__ = ["blur_map", "suite_dbm_loaded"]
+__all__ = ["blur_map", "dbm_train", "suite_dbm_loaded"]
 
 _OURS = Path(__file__).resolve().parent.parent / "dbm" / "__init__.py"
 
@@ -43,6 +43,17 @@ def suite_dbm_loaded() -> bool:
 def blur_map() -> int:
     """Entry point of the ``blur-map`` command (``python -m evaluation.predict``)."""
     from .predict import main
+
+    return main()
+
+
+def dbm_train() -> int:
+    """Entry point of the ``dbm-train`` command: ``python -m dbm.train`` from any folder.
+
+    ``python -m dbm.train`` finds the standard library's ``dbm`` outside the repository; this
+    package loads the suite's first. Under torchrun: ``torchrun ... --no-python dbm-train ...``.
+    """
+    from dbm.train import main
 
     return main()
 

@@ -84,13 +84,17 @@ def test_the_table_lists_every_command():
 
 
 def test_the_installed_commands_are_in_the_table(monkeypatch):
-    """``blur-eval`` and ``blur-map`` of ``pyproject.toml`` run the ``main`` of modules of the table."""
+    """``blur-eval``, ``blur-map`` and ``dbm-train`` of ``pyproject.toml`` run the ``main`` of modules of the table."""
+    import dbm.train
     import evaluation.predict
 
     scripts = dict(re.findall(r'^([\w-]+) = "([\w.]+:\w+)"', (REPO / "pyproject.toml").read_text(), flags=re.M))
-    assert scripts == {"blur-eval": "evaluation.run:main", "blur-map": "evaluation:blur_map"}
+    assert scripts == {"blur-eval": "evaluation.run:main", "blur-map": "evaluation:blur_map",
+                       "dbm-train": "evaluation:dbm_train"}
     monkeypatch.setattr(evaluation.predict, "main", lambda: 42)
     assert evaluation.blur_map() == 42  # blur-map is evaluation.predict's main
+    monkeypatch.setattr(dbm.train, "main", lambda: 43)
+    assert evaluation.dbm_train() == 43  # dbm-train is dbm.train's main
 
 
 @pytest.mark.parametrize(("module", "sub"), ROWS, ids=[f"{m}{' ' + s if s else ''}" for m, s in ROWS])
