@@ -10,7 +10,7 @@ methods, the learned ones trained on D_o. Run from the repository folder::
 
 Each mode runs ``python -m evaluation.run`` from scratch on the same maps-free cache: the learned
 methods are trained once, before anything is timed, and their trained state is kept between the
-modes (only the maps are removed). The modes (``--modes``, default all four):
+modes (only the maps are removed). The modes (``--modes``, default all five, in this order):
 
 ``one``
     one process, the libraries' default threads (BLAS, OpenCV, FFT and the methods use every core);
