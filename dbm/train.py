@@ -657,20 +657,20 @@ def train(args: argparse.Namespace, log=print) -> Path:
                          + (f" (with torchrun: --batch-size {procs.world}, the number of processes)" if procs.distributed else ""))
     try:
         device = _training_device(args.device, procs)
-        with full_fp32(device, enabled=_amp_dtype(args.amp, device) is None):  # --amp off: float32, not TF32
-            return _train(args, log if procs.writes else (lambda *a, **k: None), procs, share, device)
+        amp_dtype = _amp_dtype(args.amp, device)
+        with full_fp32(device, enabled=amp_dtype is None):  # --amp off: float32, not TF32
+            return _train(args, log if procs.writes else (lambda *a, **k: None), procs, share, device, amp_dtype)
     finally:
         _end_process_group(procs)
 
 
-def _train(args: argparse.Namespace, log, procs: Processes, share: tuple[slice, float], device) -> Path:
+def _train(args: argparse.Namespace, log, procs: Processes, share: tuple[slice, float], device, amp_dtype) -> Path:
     """:func:`train` in one of ``procs.world`` processes on ``device``: its ``share`` of each global batch."""
     import torch
 
     from .model import CONFIGURATIONS, build_model, load_weights, save_checkpoint as write_checkpoint, save_weights
 
     _start_process_group(procs, device)
-    amp_dtype = _amp_dtype(args.amp, device)
     amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
     lr_scheme = "none" if args.no_hed_lr_mults else "hed"
     replace_run = _check_run_folder(args)
